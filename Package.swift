@@ -1,0 +1,49 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "RAPQ",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "RAPQ", targets: ["RAPQ"]),
+        .executable(name: "rapq", targets: ["rapq"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "TensorKernels", dependencies: ["CBLAS"]),
+        .target(name: "Graph", dependencies: ["TensorKernels"]),
+        .target(
+            name: "ONNX",
+            dependencies: ["Graph", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["onnx-subset.proto", "README.md"]
+        ),
+        .target(name: "DataIO", dependencies: ["TensorKernels"]),
+        .target(name: "Quantization", dependencies: ["Graph", "ONNX", "DataIO"], exclude: ["Export/README.md", "Integer/README.md"]),
+        .target(name: "Reconstruction", dependencies: ["Quantization"]),
+        .target(
+            name: "RAPQ",
+            dependencies: ["Reconstruction", "Quantization", "ONNX", "Graph", "DataIO", "TensorKernels"]
+        ),
+        .executableTarget(
+            name: "rapq",
+            dependencies: ["RAPQ", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "rapq-bench",
+            dependencies: ["RAPQ"]
+        ),
+        .testTarget(name: "TensorKernelsTests", dependencies: ["TensorKernels"]),
+        .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNX", "DataIO"], resources: [.copy("Resources")]),
+        .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Graph"], resources: [.copy("Resources")]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "DataIO"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RAPQ"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

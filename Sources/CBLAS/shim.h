@@ -1,0 +1,2 @@
+// The C BLAS interface of the system's OpenBLAS (Debian: libopenblas-dev).
+#include <cblas.h>

@@ -1,0 +1,253 @@
+import Foundation
+import Graph
+import SwiftProtobuf
+import TensorKernels
+
+/// Writes Graph IR values as float32 ONNX models.
+///
+/// Constant operands the IR keeps as attributes go back to being initializer inputs (Clip's bounds,
+/// Reshape's shape), as the ONNX opsets from 11/13 on require. Importing the result gives back an equal
+/// `Graph`.
+public enum ONNXExporter {
+    /// The ONNX model for `graph`, declaring at least `opset` of the default domain.
+    ///
+    /// The declared opset is raised when an operator needs a newer one: HardSwish and Reshape's
+    /// `allowzero` need 14, an AveragePool with dilations needs 19. `opset` must be one the importer reads.
+    public static func modelProto(for graph: Graph, opset: Int = 13) -> Onnx_ModelProto {
+        precondition(ONNXImporter.supportedOpsets.contains(opset), "opset \(opset) is outside \(ONNXImporter.supportedOpsets)")
+        let declared = graph.nodes.map { requiredOpset($0.op) }.reduce(opset, max)
+        var model = Onnx_ModelProto()
+        model.irVersion = irVersion(forOpset: declared)
+        model.producerName = "rapq"
+        var entry = Onnx_OperatorSetIdProto()
+        entry.domain = ""
+        entry.version = Int64(declared)
+        model.opsetImport = [entry]
+        model.graph = graphProto(for: graph)
+        return model
+    }
+
+    /// The serialized model for `graph` at the default opset.
+    public static func serialize(_ graph: Graph) throws -> Data {
+        try serializedData(of: modelProto(for: graph))
+    }
+
+    /// Writes `graph` to `url` atomically (see `write(_:to:)` for models).
+    public static func write(_ graph: Graph, to url: URL) throws {
+        try write(modelProto(for: graph), to: url)
+    }
+
+    /// Writes `model` to `url` atomically: to a temporary file in the same directory, then renamed over
+    /// `url`, so a crash never leaves a half-written model behind.
+    public static func write(_ model: Onnx_ModelProto, to url: URL) throws {
+        let data = try serializedData(of: model)
+        let directory = url.deletingLastPathComponent()
+        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).partial")
+        do {
+            try data.write(to: temporary)
+        } catch {
+            throw ONNXError.writeFailed(path: url.path, reason: error.localizedDescription)
+        }
+        if rename(temporary.path, url.path) != 0 {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(at: temporary)
+            throw ONNXError.writeFailed(path: url.path, reason: reason)
+        }
+    }
+
+    /// A float32 initializer holding `tensor`'s elements as little-endian `raw_data`.
+    public static func tensorProto(_ tensor: Tensor, name: String) -> Onnx_TensorProto {
+        var proto = Onnx_TensorProto()
+        proto.name = name
+        proto.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
+        proto.dims = tensor.shape.map(Int64.init)
+        var bytes = Data(count: tensor.count * 4)
+        bytes.withUnsafeMutableBytes { raw in
+            for (i, v) in tensor.data.enumerated() {
+                raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
+            }
+        }
+        proto.rawData = bytes
+        return proto
+    }
+
+    /// An int64 initializer (e.g. Reshape's target shape) of the given shape.
+    public static func tensorProto(int64 values: [Int64], shape: [Int], name: String) -> Onnx_TensorProto {
+        precondition(shape.shapeProduct == values.count, "shape \(shape) does not hold \(values.count) values")
+        var proto = Onnx_TensorProto()
+        proto.name = name
+        proto.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
+        proto.dims = shape.map(Int64.init)
+        proto.int64Data = values
+        return proto
+    }
+
+    // MARK: - Graph
+
+    private static func serializedData(of model: Onnx_ModelProto) throws -> Data {
+        do {
+            return try model.serializedData()
+        } catch {
+            throw ONNXError.writeFailed(
+                path: "(in memory)", reason: "the model cannot be serialized (\(error)); ONNX files are limited to 2 GiB")
+        }
+    }
+
+    /// The lowest opset in which `op`, with its attributes, exists.
+    static func requiredOpset(_ op: Operator) -> Int {
+        switch op {
+        case .hardSwish: return 14
+        case .reshape(_, let allowZero): return allowZero ? 14 : 13
+        case .averagePool(let w, _): return w.dilations == (1, 1) ? 11 : 19
+        default: return 11
+        }
+    }
+
+    /// The IR version the ONNX release that introduced `opset` writes (onnx.helper.VERSION_TABLE).
+    static func irVersion(forOpset opset: Int) -> Int64 {
+        switch opset {
+        case ...11: return 6
+        case 12...14: return 7
+        case 15...18: return 8
+        case 19...20: return 9
+        case 21...22: return 10
+        case 23: return 11
+        case 24: return 12
+        default: return 13
+        }
+    }
+
+    private static func graphProto(for graph: Graph) -> Onnx_GraphProto {
+        var proto = Onnx_GraphProto()
+        proto.name = graph.name
+        proto.input = graph.inputs.map(valueInfoProto)
+        proto.output = graph.outputs.map(valueInfoProto)
+        proto.initializer = graph.initializers.keys.sorted().map { tensorProto(graph.initializers[$0]!, name: $0) }
+        var taken = Set(graph.inputs.map(\.name)).union(graph.outputs.map(\.name)).union(graph.initializers.keys)
+        for node in graph.nodes { taken.formUnion(node.inputs); taken.formUnion(node.outputs) }
+        /// A fresh tensor name derived from `base`.
+        func fresh(_ base: String) -> String {
+            var name = base, k = 1
+            while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
+            taken.insert(name)
+            return name
+        }
+        for node in graph.nodes {
+            var n = Onnx_NodeProto()
+            n.name = node.name
+            n.opType = node.op.onnxName
+            n.input = node.inputs
+            n.output = node.outputs
+            switch node.op {
+            case .conv(let p):
+                n.attribute = windowAttributes(p.window, pooling: false) + [attribute("group", int: p.groups)]
+            case .batchNormalization(let epsilon):
+                n.attribute = [attribute("epsilon", float: epsilon)]
+            case .clip(let low, let high):
+                // From opset 11 the bounds are optional inputs; an infinite bound is simply left out.
+                var inputs = [node.inputs[0]]
+                if low != -.infinity {
+                    let name = fresh("\(node.name)/min")
+                    proto.initializer.append(tensorProto(Tensor(scalar: low), name: name))
+                    inputs.append(name)
+                }
+                if high != .infinity {
+                    if inputs.count == 1 { inputs.append("") }
+                    let name = fresh("\(node.name)/max")
+                    proto.initializer.append(tensorProto(Tensor(scalar: high), name: name))
+                    inputs.append(name)
+                }
+                n.input = inputs
+            case .hardSigmoid(let alpha, let beta):
+                n.attribute = [attribute("alpha", float: alpha), attribute("beta", float: beta)]
+            case .maxPool(let w):
+                n.attribute = windowAttributes(w, pooling: true)
+            case .averagePool(let w, let includePad):
+                n.attribute = windowAttributes(w, pooling: true) + [attribute("count_include_pad", int: includePad ? 1 : 0)]
+            case .flatten(let axis):
+                n.attribute = [attribute("axis", int: axis)]
+            case .reshape(let shape, let allowZero):
+                let name = fresh("\(node.name)/shape")
+                proto.initializer.append(tensorProto(int64: shape.map(Int64.init), shape: [shape.count], name: name))
+                n.input = [node.inputs[0], name]
+                if allowZero { n.attribute = [attribute("allowzero", int: 1)] }
+            case .gemm(let alpha, let beta, let transA, let transB):
+                n.attribute = [attribute("alpha", float: alpha), attribute("beta", float: beta),
+                               attribute("transA", int: transA ? 1 : 0), attribute("transB", int: transB ? 1 : 0)]
+            case .concat(let axis):
+                n.attribute = [attribute("axis", int: axis)]
+            case .relu, .add, .mul, .sigmoid, .hardSwish, .globalAveragePool, .matMul, .identity:
+                break
+            }
+            proto.node.append(n)
+        }
+        return proto
+    }
+
+    /// kernel_shape, strides, dilations, pads (or auto_pad) and, for pooling, ceil_mode.
+    private static func windowAttributes(_ w: WindowGeometry, pooling: Bool) -> [Onnx_AttributeProto] {
+        var attributes = [
+            attribute("kernel_shape", ints: [w.kernel.h, w.kernel.w]),
+            attribute("strides", ints: [w.strides.h, w.strides.w]),
+        ]
+        // AveragePool has dilations only from opset 19: leave the default out so older opsets stay valid.
+        if !pooling || w.dilations != (1, 1) {
+            attributes.append(attribute("dilations", ints: [w.dilations.h, w.dilations.w]))
+        }
+        if w.autoPad == .notSet {
+            attributes.append(attribute("pads", ints: [w.pads.top, w.pads.left, w.pads.bottom, w.pads.right]))
+        } else {
+            attributes.append(attribute("auto_pad", string: w.autoPad.rawValue))
+        }
+        if pooling { attributes.append(attribute("ceil_mode", int: w.ceilMode ? 1 : 0)) }
+        return attributes
+    }
+
+    private static func valueInfoProto(_ info: ValueInfo) -> Onnx_ValueInfoProto {
+        var tensor = Onnx_TypeProto.Tensor()
+        tensor.elemType = Int32(Onnx_TensorProto.DataType.float.rawValue)
+        var shape = Onnx_TensorShapeProto()
+        shape.dim = info.dimensions.enumerated().map { index, d in
+            var dim = Onnx_TensorShapeProto.Dimension()
+            if let d { dim.dimValue = Int64(d) } else { dim.dimParam = index == 0 ? "N" : "\(info.name)_d\(index)" }
+            return dim
+        }
+        tensor.shape = shape
+        var proto = Onnx_ValueInfoProto()
+        proto.name = info.name
+        proto.type.tensorType = tensor
+        return proto
+    }
+
+    private static func attribute(_ name: String, int: Int) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .int
+        a.i = Int64(int)
+        return a
+    }
+
+    private static func attribute(_ name: String, ints: [Int]) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .ints
+        a.ints = ints.map(Int64.init)
+        return a
+    }
+
+    private static func attribute(_ name: String, float: Float) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .float
+        a.f = float
+        return a
+    }
+
+    private static func attribute(_ name: String, string: String) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .string
+        a.s = Data(string.utf8)
+        return a
+    }
+}

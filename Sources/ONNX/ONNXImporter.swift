@@ -1,0 +1,461 @@
+import Foundation
+import Graph
+import SwiftProtobuf
+import TensorKernels
+
+/// Reads ONNX models into the Graph IR.
+///
+/// The importer accepts float32 CNNs in the default ONNX domain: it resolves constant operands (Clip's
+/// bounds, Reshape's shape, `Constant` nodes) into typed attributes or initializers, orders the nodes
+/// topologically, and rejects anything it cannot represent exactly with an `ONNXError` that says what to do.
+public enum ONNXImporter {
+    /// The default-domain opsets the importer accepts.
+    ///
+    /// Opsets 22 to 25 changed the supported operators only by admitting new element types (bfloat16,
+    /// float8, int4...), which the importer rejects on its own; attributes, inputs and semantics are those of
+    /// opset 21 (checked against the onnx 1.22 operator schemas).
+    public static let supportedOpsets: ClosedRange<Int> = 11...25
+
+    /// The ONNX operators the importer maps to the Graph IR (`Constant` becomes an initializer, `Dropout`
+    /// an identity).
+    public static let supportedOperators: [String] = [
+        "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "Dropout", "Flatten", "Gemm",
+        "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "MatMul", "MaxPool", "Mul", "Relu", "Reshape",
+        "Sigmoid",
+    ]
+
+    /// Loads the model at `url`; external tensor data is looked up next to it.
+    public static func load(contentsOf url: URL) throws -> Graph {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .mappedIfSafe)
+        } catch {
+            throw ONNXError.unreadableFile(path: url.path, reason: error.localizedDescription)
+        }
+        return try load(data: data, externalDataDirectory: url.deletingLastPathComponent())
+    }
+
+    /// Loads a serialized model; `externalDataDirectory` resolves external tensor data (`nil`: none allowed).
+    public static func load(data: Data, externalDataDirectory: URL?) throws -> Graph {
+        try graph(from: modelProto(from: data), externalDataDirectory: externalDataDirectory)
+    }
+
+    /// Parses a serialized `ModelProto`, turning decoding failures into `ONNXError.malformedProtobuf`.
+    public static func modelProto(from data: Data) throws -> Onnx_ModelProto {
+        do {
+            return try Onnx_ModelProto(serializedBytes: data)
+        } catch {
+            throw ONNXError.malformedProtobuf(reason: "\(error)")
+        }
+    }
+
+    /// The float32 tensor a `TensorProto` holds (e.g. a conformance case's `input_0.pb`), with the same
+    /// size checks as model initializers.
+    public static func tensor(from proto: Onnx_TensorProto, externalDataDirectory: URL? = nil) throws -> Tensor {
+        try TensorDecoder(externalDataDirectory: externalDataDirectory).floatTensor(proto)
+    }
+
+    /// Converts a parsed model to the Graph IR.
+    public static func graph(from model: Onnx_ModelProto, externalDataDirectory: URL?) throws -> Graph {
+        let defaults = model.opsetImport.filter { $0.domain.isEmpty || $0.domain == "ai.onnx" }
+        guard let opset = defaults.last else {
+            throw ONNXError.unsupportedOpset(domain: "", version: nil, supported: supportedOpsets)
+        }
+        guard let version = Int(exactly: opset.version), supportedOpsets.contains(version) else {
+            throw ONNXError.unsupportedOpset(domain: "", version: Int(clamping: opset.version), supported: supportedOpsets)
+        }
+        guard model.hasGraph else { throw ONNXError.missingGraph }
+        var converter = try GraphConverter(model.graph, decoder: TensorDecoder(externalDataDirectory: externalDataDirectory))
+        return try converter.convert()
+    }
+}
+
+/// The state of one graph's conversion: constants found so far and the initializers decoded from them.
+struct GraphConverter {
+    let proto: Onnx_GraphProto
+    let decoder: TensorDecoder
+    /// Constant tensors by name: initializers and the values of `Constant` nodes.
+    var constants: [String: Onnx_TensorProto] = [:]
+    /// Graph inputs that are not initializers.
+    var inputs: [ValueInfo] = []
+    /// Float constants read as data, decoded once.
+    var initializers: [String: Tensor] = [:]
+    /// Display names of the nodes (the file's names, or invented ones), unique.
+    var nodeNames: [String] = []
+    /// Every tensor name some node reads or the graph returns.
+    var consumed: Set<String> = []
+
+    init(_ proto: Onnx_GraphProto, decoder: TensorDecoder) throws {
+        self.proto = proto
+        self.decoder = decoder
+        var producers: [String: String] = [:]
+        for tensor in proto.initializer where !tensor.name.isEmpty {
+            if constants[tensor.name] != nil {
+                throw ONNXError.duplicateOutput(tensor: tensor.name, producers: ["initializer", "initializer"])
+            }
+            constants[tensor.name] = tensor
+            producers[tensor.name] = "initializer"
+        }
+        for value in proto.input where constants[value.name] == nil {
+            // IR < 4 lists initializers among the inputs as overridable defaults: those stay constants.
+            if let previous = producers[value.name] {
+                throw ONNXError.duplicateOutput(tensor: value.name, producers: [previous, "graph input"])
+            }
+            producers[value.name] = "graph input"
+            inputs.append(try Self.valueInfo(value, role: "graph input"))
+        }
+        var used = Set<String>()
+        nodeNames.reserveCapacity(proto.node.count)
+        for (index, node) in proto.node.enumerated() {
+            var name = node.name.isEmpty ? "\(node.opType)_\(index)" : node.name
+            if used.contains(name) {
+                var k = 1
+                while used.contains("\(name)_\(k)") { k += 1 }
+                name = "\(name)_\(k)"
+            }
+            used.insert(name)
+            nodeNames.append(name)
+            for input in node.input where !input.isEmpty { consumed.insert(input) }
+            for output in node.output where !output.isEmpty {
+                if let previous = producers[output] {
+                    throw ONNXError.duplicateOutput(tensor: output, producers: [previous, "node '\(name)' (\(node.opType))"])
+                }
+                producers[output] = "node '\(name)' (\(node.opType))"
+            }
+        }
+        for output in proto.output { consumed.insert(output.name) }
+    }
+
+    /// A graph input or output's name and dimensions; symbolic or unknown dimensions become `nil`.
+    static func valueInfo(_ value: Onnx_ValueInfoProto, role: String) throws -> ValueInfo {
+        guard !value.name.isEmpty else { throw ONNXError.invalidValueInfo(tensor: "", reason: "a \(role) has no name") }
+        guard case .tensorType(let tensor)? = value.type.value else {
+            if value.hasType && value.type.value != nil {
+                throw ONNXError.invalidValueInfo(tensor: value.name, reason: "\(role) is not a tensor (sequence, map...); RAPQ reads tensors only")
+            }
+            guard role != "graph input" else {
+                throw ONNXError.invalidValueInfo(tensor: value.name, reason: "the graph input declares no tensor type; re-export the model with input shapes")
+            }
+            return ValueInfo(name: value.name, dimensions: [])
+        }
+        guard tensor.hasShape || role != "graph input" else {
+            throw ONNXError.invalidValueInfo(
+                tensor: value.name, reason: "the graph input declares no shape, so its rank is unknown; re-export the "
+                    + "model with input shapes (dynamic sizes such as the batch may stay symbolic)")
+        }
+        let float = Int32(Onnx_TensorProto.DataType.float.rawValue)
+        guard tensor.elemType == float || tensor.elemType == 0 else {
+            throw ONNXError.unsupportedDataType(tensor: value.name, dataType: tensor.elemType, expected: "FLOAT (float32) for a \(role)")
+        }
+        let dims: [Int?] = try tensor.shape.dim.map { dim in
+            guard case .dimValue(let v)? = dim.value else { return nil }
+            guard v >= 0, v <= Int64(TensorDecoder.maxElementCount) else {
+                throw ONNXError.invalidDimensions(
+                    tensor: value.name, dims: tensor.shape.dim.map(\.dimValue),
+                    reason: v < 0 ? "dimension \(v) is negative" : "dimension \(v) exceeds the limit of 2^31")
+            }
+            return Int(v)
+        }
+        return ValueInfo(name: value.name, dimensions: dims)
+    }
+
+    /// The Graph IR for the whole graph.
+    mutating func convert() throws -> Graph {
+        let order = try executionOrder()
+        var nodes: [Node] = []
+        for index in order {
+            let node = proto.node[index]
+            if node.opType == "Constant" && (node.domain.isEmpty || node.domain == "ai.onnx") {
+                try recordConstant(node, name: nodeNames[index])
+                continue
+            }
+            nodes.append(try convert(node, name: nodeNames[index]))
+        }
+        let produced = Set(nodes.flatMap(\.outputs)).union(inputs.map(\.name))
+        var outputs: [ValueInfo] = []
+        for value in proto.output {
+            let info = try Self.valueInfo(value, role: "graph output")
+            if !produced.contains(info.name) {
+                guard constants[info.name] != nil else { throw ONNXError.undefinedGraphOutput(tensor: info.name) }
+                try decodeInitializer(info.name)
+            }
+            outputs.append(info)
+        }
+        return Graph(name: proto.name, inputs: inputs, outputs: outputs, nodes: nodes, initializers: initializers)
+    }
+
+    /// The node indices in an order where every producer precedes its readers.
+    private func executionOrder() throws -> [Int] {
+        var producer: [String: Int] = [:]
+        for (index, node) in proto.node.enumerated() {
+            for output in node.output where !output.isEmpty { producer[output] = index }
+        }
+        let known = Set(constants.keys).union(inputs.map(\.name))
+        var dependencies: [[Int]] = []
+        for (index, node) in proto.node.enumerated() {
+            var deps: [Int] = []
+            for input in node.input where !input.isEmpty {
+                if let p = producer[input] {
+                    deps.append(p)
+                } else if !known.contains(input) {
+                    throw ONNXError.missingInput(node: nodeNames[index], op: node.opType, tensor: input)
+                }
+            }
+            dependencies.append(deps)
+        }
+        switch TopologicalOrder.sort(dependencies: dependencies) {
+        case .success(let order): return order
+        case .failure(let cycle):
+            throw ONNXError.cycle(nodes: cycle.nodes.map { "'\(nodeNames[$0])' (\(proto.node[$0].opType))" })
+        }
+    }
+
+    // MARK: - Constants
+
+    /// Records a `Constant` node's value as a constant tensor named after its output.
+    private mutating func recordConstant(_ node: Onnx_NodeProto, name: String) throws {
+        guard node.input.isEmpty, node.output.count == 1 else {
+            throw ONNXError.wrongArity(node: name, op: "Constant", detail: "expected no inputs and one output")
+        }
+        let reader = try AttributeReader(node, name: name, allowed: [
+            "value", "value_float", "value_floats", "value_int", "value_ints", "value_string", "value_strings", "sparse_value",
+        ])
+        guard reader.byName.count == 1, let (key, attribute) = reader.byName.first else {
+            throw ONNXError.wrongArity(node: name, op: "Constant", detail: "expected exactly one value attribute")
+        }
+        var tensor = Onnx_TensorProto()
+        switch key {
+        case "value":
+            guard attribute.hasT else { throw reader.unsupported(attribute, "expected a TENSOR") }
+            tensor = attribute.t
+        case "value_float":
+            tensor.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
+            tensor.floatData = [try reader.float(key, default: 0)]
+        case "value_floats":
+            tensor.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
+            tensor.dims = [Int64(attribute.floats.count)]
+            tensor.floatData = attribute.floats
+        case "value_int":
+            tensor.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
+            tensor.int64Data = [attribute.i]
+        case "value_ints":
+            tensor.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
+            tensor.dims = [Int64(attribute.ints.count)]
+            tensor.int64Data = attribute.ints
+        default:
+            throw reader.unsupported(attribute, "RAPQ reads numeric constants only")
+        }
+        tensor.name = node.output[0]
+        constants[node.output[0]] = tensor
+    }
+
+    /// Decodes the float constant `name` into the graph's initializers (once).
+    private mutating func decodeInitializer(_ name: String) throws {
+        guard initializers[name] == nil, let proto = constants[name] else { return }
+        var named = proto
+        named.name = name
+        initializers[name] = try decoder.floatTensor(named)
+    }
+
+    /// Resolves a data input: a float constant becomes an initializer; anything else is a runtime tensor.
+    private mutating func dataInput(_ name: String) throws -> String {
+        if !name.isEmpty, constants[name] != nil { try decodeInitializer(name) }
+        return name
+    }
+
+    /// The value of a constant operand that the IR stores as an attribute (Reshape's shape, Clip's bounds).
+    private func constantOperand(_ tensor: String, node: String, op: String, role: String) throws -> Onnx_TensorProto {
+        guard var proto = constants[tensor] else {
+            throw ONNXError.nonConstantOperand(node: node, op: op, tensor: tensor, role: role)
+        }
+        proto.name = tensor
+        return proto
+    }
+
+    /// A one-element float constant (a Clip bound).
+    private func scalarOperand(_ tensor: String, node: String, op: String, role: String) throws -> Float {
+        let proto = try constantOperand(tensor, node: node, op: op, role: role)
+        let value = try decoder.floatTensor(proto)
+        guard value.count == 1 else {
+            throw ONNXError.unsupportedAttribute(node: node, op: op, attribute: role, value: "a tensor of shape \(value.shape)",
+                                                 reason: "expected a single value")
+        }
+        return value.data[0]
+    }
+
+    // MARK: - Operators
+
+    /// The IR node for one ONNX node (other than `Constant`).
+    private mutating func convert(_ node: Onnx_NodeProto, name: String) throws -> Node {
+        let op = node.opType
+        guard node.domain.isEmpty || node.domain == "ai.onnx", ONNXImporter.supportedOperators.contains(op) else {
+            throw ONNXError.unsupportedOperator(node: name, op: op, domain: node.domain, supported: ONNXImporter.supportedOperators)
+        }
+        func arity(inputs: ClosedRange<Int>, outputs: ClosedRange<Int> = 1...1) throws {
+            guard inputs.contains(node.input.count), outputs.contains(node.output.count) else {
+                throw ONNXError.wrongArity(
+                    node: name, op: op,
+                    detail: "has \(node.input.count) inputs and \(node.output.count) outputs; expected \(inputs) inputs and \(outputs) outputs")
+            }
+            guard !node.input[0].isEmpty, !node.output[0].isEmpty else {
+                throw ONNXError.wrongArity(node: name, op: op, detail: "its first input and first output must be named")
+            }
+        }
+        func input(_ i: Int) -> String { i < node.input.count ? node.input[i] : "" }
+        /// Extra outputs the IR does not compute are allowed only when nothing reads them.
+        func onlyFirstOutputUsed(_ what: String) throws {
+            for extra in node.output.dropFirst() where !extra.isEmpty && consumed.contains(extra) {
+                throw ONNXError.unsupportedAttribute(
+                    node: name, op: op, attribute: "output '\(extra)'", value: "used",
+                    reason: "RAPQ computes only the first output of \(op) (\(what)); remove the use of '\(extra)'")
+            }
+        }
+        var inputs: [String]
+        let ir: Operator
+        switch op {
+        case "Conv":
+            try arity(inputs: 2...3)
+            let reader = try AttributeReader(node, name: name, allowed: ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])
+            let weightDims = try weightShape(input(1))
+            if let dims = weightDims, dims.count != 4 {
+                throw reader.unsupported("kernel_shape", value: "\(Array(dims.dropFirst(2)))",
+                                         "\(dims.count - 2)-D kernel (weight \(dims)); RAPQ supports only 2-D convolution over NCHW tensors")
+            }
+            let window = try reader.window(kernel: weightDims.map { Array($0.dropFirst(2)) }, allowCeilMode: false)
+            let groups = try reader.int("group", default: 1)
+            guard groups >= 1 else { throw reader.unsupported("group", value: "\(groups)", "must be at least 1") }
+            ir = .conv(Conv2DParameters(window: window, groups: groups))
+            inputs = [try dataInput(input(0)), try dataInput(input(1))]
+            if !input(2).isEmpty { inputs.append(try dataInput(input(2))) }
+        case "BatchNormalization":
+            try arity(inputs: 5...5, outputs: 1...5)
+            let reader = try AttributeReader(node, name: name, allowed: ["epsilon", "momentum", "training_mode"])
+            if try reader.bool("training_mode", default: false) {
+                throw reader.unsupported("training_mode", value: "1", "RAPQ runs batch normalization in inference mode; export the model in eval mode (model.eval())")
+            }
+            try onlyFirstOutputUsed("the normalized tensor; running statistics are training outputs")
+            ir = .batchNormalization(epsilon: try reader.float("epsilon", default: 1e-5))
+            inputs = try (0..<5).map { try dataInput(input($0)) }
+        case "Relu", "Sigmoid", "HardSwish", "GlobalAveragePool", "Identity":
+            try arity(inputs: 1...1)
+            _ = try AttributeReader(node, name: name, allowed: [])
+            ir = [
+                "Relu": Operator.relu, "Sigmoid": .sigmoid, "HardSwish": .hardSwish,
+                "GlobalAveragePool": .globalAveragePool, "Identity": .identity,
+            ][op]!
+            inputs = [try dataInput(input(0))]
+        case "HardSigmoid":
+            try arity(inputs: 1...1)
+            let reader = try AttributeReader(node, name: name, allowed: ["alpha", "beta"])
+            ir = .hardSigmoid(alpha: try reader.float("alpha", default: 0.2), beta: try reader.float("beta", default: 0.5))
+            inputs = [try dataInput(input(0))]
+        case "Clip":
+            try arity(inputs: 1...3)
+            // Opset < 11 passed the bounds as attributes; from 11 on they are optional constant inputs.
+            let reader = try AttributeReader(node, name: name, allowed: ["min", "max"])
+            var low = try reader.float("min", default: -.infinity)
+            var high = try reader.float("max", default: .infinity)
+            if !input(1).isEmpty { low = try scalarOperand(input(1), node: name, op: op, role: "min") }
+            if !input(2).isEmpty { high = try scalarOperand(input(2), node: name, op: op, role: "max") }
+            ir = .clip(min: low, max: high)
+            inputs = [try dataInput(input(0))]
+        case "Add", "Mul":
+            try arity(inputs: 2...2)
+            _ = try AttributeReader(node, name: name, allowed: [])
+            ir = op == "Add" ? .add : .mul
+            inputs = [try dataInput(input(0)), try dataInput(input(1))]
+        case "MaxPool":
+            try arity(inputs: 1...1, outputs: 1...2)
+            let reader = try AttributeReader(node, name: name, allowed: ["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"])
+            let window = try reader.window(kernel: nil, allowCeilMode: true)
+            let order = try reader.int("storage_order", default: 0)
+            guard order == 0 else {
+                throw reader.unsupported("storage_order", value: "\(order)", "only row-major (0) is supported")
+            }
+            if node.output.count == 2 && !node.output[1].isEmpty {
+                throw reader.unsupported("output 'Indices'", value: "'\(node.output[1])'",
+                                         "RAPQ computes MaxPool's values only, not the argmax indices; remove the second output")
+            }
+            ir = .maxPool(window)
+            inputs = [try dataInput(input(0))]
+        case "AveragePool":
+            try arity(inputs: 1...1)
+            let reader = try AttributeReader(node, name: name, allowed: ["auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"])
+            let window = try reader.window(kernel: nil, allowCeilMode: true)
+            ir = .averagePool(window, countIncludePad: try reader.bool("count_include_pad", default: false))
+            inputs = [try dataInput(input(0))]
+        case "Flatten":
+            try arity(inputs: 1...1)
+            let reader = try AttributeReader(node, name: name, allowed: ["axis"])
+            ir = .flatten(axis: try reader.int("axis", default: 1))
+            inputs = [try dataInput(input(0))]
+        case "Reshape":
+            try arity(inputs: 2...2)
+            let reader = try AttributeReader(node, name: name, allowed: ["allowzero"])
+            let shapeProto = try constantOperand(input(1), node: name, op: op, role: "target shape")
+            let (dims, values) = try decoder.int64Tensor(shapeProto)
+            guard dims.count == 1 else {
+                throw reader.unsupported("shape", value: "a tensor of dims \(dims)", "the target shape must be a 1-D tensor")
+            }
+            let shape = try values.map { v -> Int in
+                guard v >= -1, v <= Int64(TensorDecoder.maxElementCount) else {
+                    throw reader.unsupported("shape", value: "\(values)", "dimension \(v) is out of range (allowed: -1, 0 or a size up to 2^31)")
+                }
+                return Int(v)
+            }
+            ir = .reshape(shape: shape, allowZero: try reader.bool("allowzero", default: false))
+            inputs = [try dataInput(input(0))]
+        case "Gemm":
+            try arity(inputs: 2...3)
+            let reader = try AttributeReader(node, name: name, allowed: ["alpha", "beta", "transA", "transB"])
+            ir = .gemm(alpha: try reader.float("alpha", default: 1), beta: try reader.float("beta", default: 1),
+                       transA: try reader.bool("transA", default: false), transB: try reader.bool("transB", default: false))
+            inputs = [try dataInput(input(0)), try dataInput(input(1))]
+            if !input(2).isEmpty { inputs.append(try dataInput(input(2))) }
+        case "MatMul":
+            try arity(inputs: 2...2)
+            _ = try AttributeReader(node, name: name, allowed: [])
+            ir = .matMul
+            inputs = [try dataInput(input(0)), try dataInput(input(1))]
+        case "Concat":
+            try arity(inputs: 1...Int.max)
+            let reader = try AttributeReader(node, name: name, allowed: ["axis"])
+            guard reader.has("axis") else { throw ONNXError.missingAttribute(node: name, op: op, attribute: "axis") }
+            ir = .concat(axis: try reader.int("axis", default: 0))
+            inputs = try node.input.map { tensor in
+                guard !tensor.isEmpty else { throw ONNXError.wrongArity(node: name, op: op, detail: "an input is unnamed") }
+                return try dataInput(tensor)
+            }
+        case "Dropout":
+            // At inference Dropout passes its input through; a training_mode input must be a constant false.
+            try arity(inputs: 1...3, outputs: 1...2)
+            let reader = try AttributeReader(node, name: name, allowed: ["seed", "ratio"])
+            if !input(2).isEmpty {
+                let mode = try constantOperand(input(2), node: name, op: op, role: "training_mode")
+                let isTraining = mode.int32Data.contains { $0 != 0 } || mode.rawData.contains { $0 != 0 }
+                if isTraining {
+                    throw reader.unsupported("training_mode", value: "true", "RAPQ runs models in inference mode; export in eval mode")
+                }
+            }
+            try onlyFirstOutputUsed("the data; the mask is a training output")
+            ir = .identity
+            inputs = [try dataInput(input(0))]
+        default:
+            // `supportedOperators` lists exactly the cases above and Constant, which never reaches here.
+            throw ONNXError.unsupportedOperator(node: name, op: op, domain: node.domain, supported: ONNXImporter.supportedOperators)
+        }
+        return Node(name: name, op: ir, inputs: inputs, outputs: [node.output[0]])
+    }
+
+    /// The declared dimensions of a convolution weight, from its constant or its graph-input declaration.
+    private func weightShape(_ tensor: String) throws -> [Int]? {
+        if let proto = constants[tensor] {
+            return try TensorDecoder.checkedShape(proto.dims, tensor: tensor).shape
+        }
+        if let info = inputs.first(where: { $0.name == tensor }), !info.dimensions.isEmpty,
+           info.dimensions.allSatisfy({ $0 != nil }) {
+            return info.dimensions.map { $0! }
+        }
+        return nil
+    }
+}

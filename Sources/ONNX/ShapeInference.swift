@@ -1,0 +1,121 @@
+import Graph
+import TensorKernels
+
+/// The shape of every tensor of `graph` (inputs, initializers, node outputs) for a batch of `batch` items.
+///
+/// Symbolic or unknown input dimensions (`nil` in `ValueInfo.dimensions`) are replaced by `batch`. The
+/// rules are those the executor applies, checked once for the whole graph, so a model whose shapes do not
+/// fit (a convolution's channel count, Gemm's inner dimension, a broadcast, a reshape's element count) is
+/// reported before anything runs.
+public func inferShapes(of graph: Graph, batch: Int) throws -> [String: [Int]] {
+    guard batch > 0 else { throw ShapeInferenceError.invalidBatch(batch) }
+    var shapes: [String: [Int]] = [:]
+    for (name, tensor) in graph.initializers { shapes[name] = tensor.shape }
+    for input in graph.inputs { shapes[input.name] = input.dimensions.map { $0 ?? batch } }
+    for node in graph.nodes {
+        let operands = try node.inputs.map { name -> [Int]? in
+            if name.isEmpty { return nil }
+            guard let shape = shapes[name] else { throw ShapeInferenceError.unknownTensor(node: node.name, tensor: name) }
+            return shape
+        }
+        let output = try outputShape(of: node, operands: operands)
+        for name in node.outputs { shapes[name] = output }
+    }
+    return shapes
+}
+
+/// The shape of a node's output given its operands' shapes (`nil`: an omitted optional input).
+func outputShape(of node: Node, operands: [[Int]?]) throws -> [Int] {
+    func fail(_ detail: String) -> ShapeInferenceError {
+        .inconsistentShapes(node: node.name, op: node.op.onnxName, detail: detail)
+    }
+    func operand(_ i: Int) throws -> [Int] {
+        guard i < operands.count, let shape = operands[i] else { throw fail("input \(i) is required") }
+        return shape
+    }
+    func optional(_ i: Int) -> [Int]? { i < operands.count ? operands[i] : nil }
+
+    switch node.op {
+    case .conv(let p):
+        let x = try operand(0), w = try operand(1)
+        guard x.count == 4 else { throw fail("expects a 4-D NCHW input, got \(x)") }
+        guard w.count == 4 else { throw fail("expects a 4-D weight [M, C/groups, kH, kW], got \(w)") }
+        guard p.groups > 0, w[0] % p.groups == 0, w[1] * p.groups == x[1] else {
+            throw fail("channel mismatch: the input has \(x[1]) channels but weight \(w) with \(p.groups) group(s) "
+                + "expects \(w[1] * p.groups)")
+        }
+        guard w[2] == p.window.kernel.h, w[3] == p.window.kernel.w else {
+            throw fail("weight \(w) does not match kernel_shape [\(p.window.kernel.h), \(p.window.kernel.w)]")
+        }
+        if let b = optional(2), b != [w[0]] { throw fail("bias has shape \(b), expected [\(w[0])]") }
+        let out = p.window.outputSize(height: x[2], width: x[3])
+        guard out.h > 0, out.w > 0 else { throw fail("input \(x) is smaller than the kernel window") }
+        return [x[0], w[0], out.h, out.w]
+    case .batchNormalization:
+        let x = try operand(0)
+        guard x.count >= 2 else { throw fail("expects at least a 2-D input, got \(x)") }
+        for i in 1...4 {
+            let s = try operand(i)
+            guard s.shapeProduct == x[1] else {
+                throw fail("per-channel parameter \(i) has shape \(s) but the input has \(x[1]) channels")
+            }
+        }
+        return x
+    case .relu, .clip, .sigmoid, .hardSigmoid, .hardSwish, .identity:
+        return try operand(0)
+    case .add, .mul:
+        let a = try operand(0), b = try operand(1)
+        guard let shape = Elementwise.broadcastShape(a, b) else {
+            throw fail("shapes \(a) and \(b) cannot be broadcast together")
+        }
+        return shape
+    case .maxPool(let window), .averagePool(let window, _):
+        let x = try operand(0)
+        guard x.count == 4 else { throw fail("expects a 4-D NCHW input, got \(x)") }
+        let out = window.outputSize(height: x[2], width: x[3])
+        guard out.h > 0, out.w > 0 else { throw fail("input \(x) is smaller than the pooling window") }
+        return [x[0], x[1], out.h, out.w]
+    case .globalAveragePool:
+        let x = try operand(0)
+        guard x.count == 4 else { throw fail("expects a 4-D NCHW input, got \(x)") }
+        return [x[0], x[1], 1, 1]
+    case .flatten(let axis):
+        let x = try operand(0)
+        let a = axis < 0 ? axis + x.count : axis
+        guard a >= 0, a <= x.count else { throw fail("axis \(axis) is out of range for rank \(x.count)") }
+        return [Array(x[..<a]).shapeProduct, Array(x[a...]).shapeProduct]
+    case .reshape(let target, let allowZero):
+        let x = try operand(0)
+        guard let shape = ShapeRules.reshape(x, to: target, allowZero: allowZero) else {
+            throw fail("cannot reshape \(x) (\(x.shapeProduct) elements) to \(target): the element counts differ")
+        }
+        return shape
+    case .gemm(_, _, let transA, let transB):
+        let a = try operand(0), b = try operand(1)
+        guard a.count == 2, b.count == 2 else { throw fail("expects 2-D A and B, got \(a) and \(b)") }
+        let k1 = transA ? a[0] : a[1], k2 = transB ? b[1] : b[0]
+        guard k1 == k2 else {
+            throw fail("inner dimensions differ: A \(a) and B \(b) (transA \(transA), transB \(transB)) give \(k1) and \(k2)")
+        }
+        let m = transA ? a[1] : a[0], n = transB ? b[0] : b[1]
+        if let c = optional(2), Elementwise.broadcastShape(c, [m, n]) != [m, n] {
+            throw fail("C \(c) cannot be broadcast to [\(m), \(n)]")
+        }
+        return [m, n]
+    case .matMul:
+        let a = try operand(0), b = try operand(1)
+        guard let shape = ShapeRules.matMul(a, b) else { throw fail("shapes \(a) and \(b) cannot be multiplied") }
+        return shape
+    case .concat(let axis):
+        let parts = try (0..<operands.count).map(operand)
+        guard let first = parts.first else { throw fail("needs at least one input") }
+        let a = axis < 0 ? axis + first.count : axis
+        guard a >= 0, a < first.count else { throw fail("axis \(axis) is out of range for rank \(first.count)") }
+        for p in parts where p.count != first.count || (0..<p.count).contains(where: { $0 != a && p[$0] != first[$0] }) {
+            throw fail("inputs \(parts) differ outside axis \(a)")
+        }
+        var out = first
+        out[a] = parts.map { $0[a] }.reduce(0, +)
+        return out
+    }
+}

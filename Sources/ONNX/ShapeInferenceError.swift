@@ -1,0 +1,21 @@
+/// Why the shapes of a graph's tensors could not be computed.
+public enum ShapeInferenceError: Error, CustomStringConvertible, Equatable {
+    /// The batch size is not positive.
+    case invalidBatch(Int)
+    /// A node reads a tensor whose shape is not known at that point.
+    case unknownTensor(node: String, tensor: String)
+    /// A node's operand shapes do not fit its operator.
+    case inconsistentShapes(node: String, op: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .invalidBatch(let batch):
+            return "batch size \(batch) is not positive; use 1 or more"
+        case .unknownTensor(let node, let tensor):
+            return "node '\(node)' reads tensor '\(tensor)', whose shape is unknown: it is neither a graph input, "
+                + "an initializer nor the output of an earlier node"
+        case .inconsistentShapes(let node, let op, let detail):
+            return "node '\(node)' (\(op)): \(detail); the model is inconsistent or needs other input sizes"
+        }
+    }
+}

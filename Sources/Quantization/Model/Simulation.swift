@@ -1,0 +1,37 @@
+import Graph
+import TensorKernels
+
+/// Runs a quantized network in FP32 with every quantizer applied (fake quantization): the reference the
+/// integer engine must reproduce.
+public struct Simulation: Sendable {
+    /// The network being simulated.
+    public let network: QuantizedNetwork
+    private let executor: Executor
+
+    /// Prepares the simulation of `network`.
+    public init(_ network: QuantizedNetwork) throws {
+        self.network = network
+        self.executor = try Executor(graph: network.simulationGraph())
+    }
+
+    /// The network's first output for `input` (one batch), with `keep` tensors returned too.
+    public func run(_ input: Tensor, keep: Set<String> = []) throws -> [String: Tensor] {
+        let activations = network.activations
+        return try executor.run([network.graph.inputs[0].name: input], keep: keep) { name, tensor in
+            if let q = activations[name] { fakeQuantize(&tensor, with: q) }
+        }
+    }
+
+    /// The network's first output over `input`, in slices of `batchSize`.
+    public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
+        let name = network.graph.outputs[0].name
+        var parts: [Tensor] = []
+        let per = input.count / Swift.max(input.shape[0], 1)
+        for start in stride(from: 0, to: input.shape[0], by: batchSize) {
+            let end = Swift.min(input.shape[0], start + batchSize)
+            let slice = Tensor(shape: [end - start] + input.shape.dropFirst(), data: Array(input.data[start * per..<end * per]))
+            parts.append(try run(slice)[name]!)
+        }
+        return parts.count == 1 ? parts[0] : Shaping.concat(parts, axis: 0)
+    }
+}

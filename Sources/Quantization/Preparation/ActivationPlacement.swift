@@ -1,0 +1,84 @@
+import Graph
+
+/// A tensor that carries an activation quantizer, and how wide it is.
+public struct ActivationSite: Equatable, Codable, Sendable {
+    /// The quantized tensor.
+    public var tensor: String
+    /// Its bit width.
+    public var bits: Int
+    /// Whether the tensor is never negative (after ReLU/ReLU6, or pooling of such): its zero point is then 0.
+    public var nonNegative: Bool
+}
+
+/// Bit widths that differ by position in the network (METHOD §2).
+public struct BitWidths: Equatable, Codable, Sendable {
+    /// Weight bits of the layers in general.
+    public var weights: Int
+    /// Activation bits in general.
+    public var activations: Int
+    /// Weight bits of the first and last layer, and the bits of the network input, the first layer's output
+    /// and the last layer's input.
+    public var firstLast: Int
+    /// Quantize the last layer's input at `activations` bits instead of `firstLast` (the authors' release
+    /// does, inheriting it from BRECQ).
+    public var lowBitClassifierInput = false
+
+    /// Bit widths from their parts.
+    public init(weights: Int, activations: Int, firstLast: Int = 8) {
+        self.weights = weights
+        self.activations = activations
+        self.firstLast = firstLast
+    }
+}
+
+/// Operators whose output carries the same quantizer as their input (they never create a value off the grid).
+func isQuantizationTransparent(_ op: Operator) -> Bool {
+    switch op {
+    case .maxPool, .flatten, .reshape, .identity: return true
+    default: return false
+    }
+}
+
+/// Where activation quantizers go (METHOD §2): on every tensor a Conv/Gemm reads (so the integer engine
+/// sees integers), which covers the network input and the inside of blocks, and on every unit output.
+/// Tensors seen through MaxPool/Flatten/Reshape/Identity share the quantizer of their source. The conv
+/// feeding a residual Add and the shortcut conv get none of their own; the logits get none.
+public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUnit], bits: BitWidths) -> [ActivationSite] {
+    var producer: [String: Node] = [:]
+    for node in graph.nodes { for name in node.outputs { producer[name] = node } }
+    func source(_ tensor: String) -> String {
+        var t = tensor
+        while let p = producer[t], isQuantizationTransparent(p.op), let input = p.inputs.first { t = input }
+        return t
+    }
+    func nonNegative(_ tensor: String) -> Bool {
+        guard let p = producer[tensor] else { return false }
+        switch p.op {
+        case .relu: return true
+        case .clip(let lo, _): return lo >= 0
+        case .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity: return nonNegative(p.inputs[0])
+        default: return false
+        }
+    }
+    let layers = graph.nodes.filter {
+        switch $0.op { case .conv, .gemm, .matMul: return true; default: return false }
+    }
+    let logits = Set(graph.outputs.map(\.name))
+    var sites: [String] = []
+    func add(_ tensor: String) {
+        let s = source(tensor)
+        if !logits.contains(s), !sites.contains(s) { sites.append(s) }
+    }
+    for layer in layers { add(layer.inputs[0]) }
+    for unit in units { add(unit.output) }
+
+    let firstOutput = units.first { $0.layers.contains(layers.first?.name ?? "") }.map { source($0.output) }
+    let lastInput = layers.last.map { source($0.inputs[0]) }
+    let inputs = Set(graph.inputs.map(\.name))
+    // Keep graph order: a tensor's position is its producer's index (graph inputs first).
+    let order = Dictionary(uniqueKeysWithValues: graph.nodes.enumerated().flatMap { i, n in n.outputs.map { ($0, i) } })
+    return sites.sorted { (order[$0] ?? -1) < (order[$1] ?? -1) }.map { t in
+        let wide = inputs.contains(t) || t == firstOutput || (t == lastInput && !bits.lowBitClassifierInput)
+        return ActivationSite(tensor: t, bits: wide ? bits.firstLast : bits.activations, nonNegative: nonNegative(t))
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+@_exported import Quantization
+@_exported import Reconstruction
+
+/// Everything `quantize` needs to know besides the model and the data.
+public struct QuantizationConfiguration: Equatable, Sendable {
+    /// The method.
+    public var method: QuantizationMethod
+    /// Bit widths by position (first/last layer 8-bit by default).
+    public var bits: BitWidths
+    /// Symmetric weights (zero point 0).
+    public var symmetricWeights: Bool
+    /// Samples used to initialise activation quantizers.
+    public var activationSamples: Int
+    /// Seed of every random choice.
+    public var seed: UInt64
+    /// Reconstruction settings (iterations, batch size, learning rates); the method sets the rest.
+    public var reconstruction = ReconstructionOptions()
+    /// RAPQ's exponent-learning iterations K.
+    public var exponentIterations = 500
+    /// The coefficient c of the BN-derived loss exponent (nil: the method's default).
+    public var lossCoefficient: Float?
+    /// A fixed loss exponent for every unit (`--lp 2` turns RAPQ's BN-derived exponent off).
+    public var fixedLossExponent: Float?
+
+    /// A configuration; defaults follow METHOD.md.
+    public init(method: QuantizationMethod = .potMse, weightBits: Int = 4, activationBits: Int = 4, firstLastBits: Int = 8,
+                symmetricWeights: Bool = false, activationSamples: Int = 64, seed: UInt64 = 0) {
+        self.method = method
+        self.bits = BitWidths(weights: weightBits, activations: activationBits, firstLast: firstLastBits)
+        self.symmetricWeights = symmetricWeights
+        self.activationSamples = activationSamples
+        self.seed = seed
+        self.reconstruction.seed = seed
+    }
+}
+
+/// A stage of a quantization run, reported as it happens.
+public enum QuantizationProgress: Sendable {
+    /// Free-form status line.
+    case status(String)
+    /// A reconstruction step report.
+    case reconstruction(ReconstructionEvent)
+}
+
+/// Quantizes an FP32 `model` with unlabelled `calibration` samples (batch first, shaped like the model's input).
+public func quantize(model: Graph, calibration: Tensor, configuration: QuantizationConfiguration,
+                     progress: (QuantizationProgress) -> Void = { _ in }) throws -> QuantizedNetwork {
+    guard let input = model.inputs.first, model.inputs.count == 1 else {
+        throw QuantizationError.badCalibration("the model must have exactly one input, it has \(model.inputs.count)")
+    }
+    let sampleShape = Array(calibration.shape.dropFirst())
+    guard calibration.rank == input.dimensions.count,
+          zip(sampleShape, input.dimensions.dropFirst()).allSatisfy({ $1 == nil || $0 == $1! }) else {
+        throw QuantizationError.badCalibration("samples have shape \(calibration.shape) but the model input '\(input.name)' is \(input.dimensions.map { $0.map(String.init) ?? "N" })")
+    }
+    guard calibration.data.allSatisfy(\.isFinite) else { throw QuantizationError.badCalibration("samples contain NaN or infinite values") }
+    progress(.status("preparing: folding BatchNorm, finding units"))
+    let prepared = PreparedNetwork(model)
+    progress(.status("found \(prepared.units.count) reconstruction units, \(prepared.layerNames.count) layers"))
+    let method = configuration.method
+    var bits = configuration.bits
+    if method == .rapqReference { bits.lowBitClassifierInput = true }
+    let options = CalibrationOptions(bits: bits, scalePolicy: method.weightPolicy, activationPolicy: method.activationPolicy,
+                                     symmetricWeights: configuration.symmetricWeights, activationSamples: configuration.activationSamples)
+    progress(.status("calibrating weights and activations (\(Swift.min(configuration.activationSamples, calibration.shape[0])) samples)"))
+    var network = try calibrate(prepared, calibration: calibration, options: options, method: method.rawValue)
+    guard method.reconstructs else { return network }
+
+    let reconstruction = method.reconstructionOptions(configuration.reconstruction, lossCoefficient: configuration.lossCoefficient,
+                                                      fixedLossExponent: configuration.fixedLossExponent,
+                                                      exponentIterations: configuration.exponentIterations)
+    let reconstructor = try Reconstructor(prepared: prepared, calibration: calibration, options: reconstruction)
+    progress(.status("reconstructing weights: \(prepared.units.count) units x \(reconstruction.iterations) iterations"))
+    network = try reconstructor.reconstructWeights(network) { progress(.reconstruction($0)) }
+    let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
+    network.activations = try initialiseActivations(of: network, sites: sites, samples: calibration, count: configuration.activationSamples,
+                                                    policy: method.activationPolicy)
+    fitBiasesInInt32(&network)
+    if reconstruction.activationIterations > 0 {
+        progress(.status("reconstructing activations: \(prepared.units.count) units x \(reconstruction.activationIterations) iterations"))
+        network = try reconstructor.reconstructActivations(network) { progress(.reconstruction($0)) }
+        fitBiasesInInt32(&network)
+    }
+    return network
+}

@@ -1,0 +1,85 @@
+import Quantization
+import Reconstruction
+
+/// The quantization methods: configurations of one pipeline (scale policies, reconstruction, exponent
+/// learning, loss exponent), not separate code paths.
+public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
+    /// Float scales, round to nearest: the non-power-of-two reference.
+    case rtn
+    /// `e = round(log2 s)`: the traditional power-of-two rounding.
+    case naivePot = "naive-pot"
+    /// The power-of-two exponent with the least L2.4 error per channel/tensor.
+    case potMse = "pot-mse"
+    /// Float scales + AdaRound block reconstruction (BRECQ): the non-power-of-two accuracy ceiling.
+    case brecq
+    /// Naive power-of-two scales + the same reconstruction: the paper's "traditional" baseline.
+    case naivePotRecon = "naive-pot+recon"
+    /// RAPQ: learned power-of-two exponents (hardened), BN-derived loss exponent, learned PoT activations.
+    case rapq
+    /// The authors' release, reproduced: exponents never hardened, float activation scales not learned,
+    /// float zero points, classifier input at the low bit width, c = 0.1. Not power-of-two.
+    case rapqReference = "rapq-reference"
+
+    /// How weight scales are initialised.
+    public var weightPolicy: ScalePolicy {
+        switch self {
+        case .rtn, .brecq, .rapq, .rapqReference: return .float
+        case .naivePot, .naivePotRecon: return .nearestPowerOfTwo
+        case .potMse: return .bestPowerOfTwo
+        }
+    }
+
+    /// How activation scales are initialised.
+    public var activationPolicy: ScalePolicy {
+        switch self {
+        case .rtn, .brecq, .rapqReference: return .float
+        case .naivePot, .naivePotRecon, .rapq: return .nearestPowerOfTwo
+        case .potMse: return .bestPowerOfTwo
+        }
+    }
+
+    /// Whether the method reconstructs units.
+    public var reconstructs: Bool {
+        switch self {
+        case .rtn, .naivePot, .potMse: return false
+        default: return true
+        }
+    }
+
+    /// Whether every scale the method produces is a power of two.
+    public var isPowerOfTwo: Bool {
+        switch self {
+        case .rtn, .brecq, .rapqReference: return false
+        default: return true
+        }
+    }
+
+    /// The reconstruction options this method implies, on top of the user's iteration counts and seed.
+    public func reconstructionOptions(_ base: ReconstructionOptions, lossCoefficient: Float?, fixedLossExponent: Float?,
+                                      exponentIterations: Int) -> ReconstructionOptions {
+        var o = base
+        switch self {
+        case .rtn, .naivePot, .potMse:
+            break
+        case .brecq:
+            o.exponentIterations = 0
+            o.powerOfTwoActivations = false
+            o.lossExponent = .fixed(fixedLossExponent ?? 2)
+        case .naivePotRecon:
+            o.exponentIterations = 0
+            o.powerOfTwoActivations = true
+            o.lossExponent = .fixed(fixedLossExponent ?? 2)
+        case .rapq:
+            o.exponentIterations = exponentIterations
+            o.exponentHardening = .hard
+            o.powerOfTwoActivations = true
+            o.lossExponent = fixedLossExponent.map { .fixed($0) } ?? .batchNorm(c: lossCoefficient ?? 0.9)
+        case .rapqReference:
+            o.exponentIterations = exponentIterations
+            o.exponentHardening = .frozenFractional
+            o.activationIterations = 0
+            o.lossExponent = fixedLossExponent.map { .fixed($0) } ?? .batchNorm(c: lossCoefficient ?? 0.1)
+        }
+        return o
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import Quantization
+
+/// What happens to a channel's learned exponent when its learning phase ends.
+public enum ExponentHardening: String, Codable, Sendable {
+    /// This project: `e = floor(log2 s0) + [h(v) >= 0.5]`, zero point rounded to an integer (scales are then exact powers of two).
+    case hard
+    /// The authors' release: `h(v)` is frozen at its fractional value (scales are not powers of two).
+    case frozenFractional
+}
+
+/// The learnable quantization of one layer's weights during reconstruction: AdaRound variables per
+/// weight and, for RAPQ, one exponent variable per output channel (METHOD §4, §5.1).
+///
+/// Soft weight: `w = s * (clamp(floor(W / s) + h(a) + z, qmin, qmax) - z)`. With a learned exponent,
+/// `s = 2^(floor(log2 s0) + h(v))` and `z = z0 * s0 / s` until the exponent is hardened.
+public struct LayerRounding: Codable, Sendable {
+    /// The layer's node name.
+    public let node: String
+    /// Folded FP32 weights, output channel first.
+    public let weights: [Float]
+    /// Output channels.
+    public let channels: Int
+    /// The grid.
+    public let grid: QuantizationGrid
+    /// Rounding variables, one per weight.
+    public private(set) var rounding: [Float]
+    /// Exponent variables, one per channel, while the exponent is being learned (nil otherwise).
+    public private(set) var exponentVariables: [Float]?
+    /// `floor(log2 s0)` per channel (learned exponents only).
+    private let exponentFloor: [Int]
+    /// The initial float scale and zero point per channel (learned exponents only).
+    private let initialScales: [Float], initialZeroPoints: [Float]
+    /// The current scale and zero point per channel (exact once fixed or hardened).
+    public private(set) var scales: [Float], zeroPoints: [Float]
+    private var roundingOptimizer: Adam
+    private var exponentOptimizer: Adam?
+
+    /// Rounding state for `layer`'s float `weights`, starting from the layer's quantizer. With
+    /// `learnExponent`, the layer's (float) scales and zero points are the start `s0`, `z0` of the exponent.
+    public init(layer: QuantizedLayer, weights: [Float], learnExponent: Bool, learningRate: Float = 1e-3) {
+        let initialScales: [Float]? = layer.weight.scales, initialZeroPoints: [Float]? = layer.weight.zeroPoints
+        node = layer.node
+        self.weights = weights
+        channels = layer.channels
+        grid = layer.weight.grid
+        if learnExponent, let s0 = initialScales, let z0 = initialZeroPoints {
+            self.initialScales = s0
+            self.initialZeroPoints = z0
+            exponentFloor = s0.map { Int(log2(Double($0)).rounded(.down)) }
+            exponentVariables = zip(s0, exponentFloor).map { s, e in
+                RectifiedSigmoid.inverse(Float(log2(Double(s)) - Double(e)))
+            }
+            scales = s0
+            zeroPoints = z0
+            exponentOptimizer = Adam(count: channels, learningRate: learningRate)
+        } else {
+            self.initialScales = []
+            self.initialZeroPoints = []
+            exponentFloor = []
+            exponentVariables = nil
+            scales = layer.weight.scales
+            zeroPoints = layer.weight.zeroPoints
+        }
+        let per = weights.count / channels
+        var a = [Float](repeating: 0, count: weights.count)
+        for c in 0..<channels {
+            for j in c * per..<(c + 1) * per {
+                let x = weights[j] / scales[c]
+                a[j] = RectifiedSigmoid.inverse(x - x.rounded(.down))
+            }
+        }
+        rounding = a
+        roundingOptimizer = Adam(count: a.count, learningRate: learningRate)
+    }
+
+    /// The soft (differentiable) weights at the current variables.
+    public func softWeights() -> [Float] {
+        let per = weights.count / channels
+        var w = [Float](repeating: 0, count: weights.count)
+        let (lo, hi) = (Float(grid.qmin), Float(grid.qmax))
+        for c in 0..<channels {
+            let s = scales[c], z = zeroPoints[c]
+            for j in c * per..<(c + 1) * per {
+                let q = (weights[j] / s).rounded(.down) + RectifiedSigmoid.value(rounding[j]) + z
+                w[j] = (Swift.min(Swift.max(q, lo), hi) - z) * s
+            }
+        }
+        return w
+    }
+
+    /// One Adam step from `dL/dw` (the reconstruction loss's gradient w.r.t. the soft weights) plus the
+    /// regularisers at iteration `t`. Returns the regularisers' values (rounding, exponent).
+    @discardableResult
+    public mutating func step(weightGradient g: [Float], iteration t: Int, rounding schedule: RoundingRegularizer,
+                              exponent exponentSchedule: RoundingRegularizer?) -> (rounding: Double, exponent: Double) {
+        let per = weights.count / channels
+        let (lo, hi) = (Float(grid.qmin), Float(grid.qmax))
+        let active = schedule.isActive(at: t), beta = schedule.beta(at: t)
+        var gradA = [Float](repeating: 0, count: rounding.count)
+        var gradV = [Float](repeating: 0, count: channels)
+        var roundingValue = 0.0
+        for c in 0..<channels {
+            let s = scales[c], z = zeroPoints[c]
+            var dLds: Float = 0
+            for j in c * per..<(c + 1) * per {
+                let h = RectifiedSigmoid.value(rounding[j])
+                let q = (weights[j] / s).rounded(.down) + h + z
+                let inside = q > lo && q < hi
+                let qc = Swift.min(Swift.max(q, lo), hi)
+                if inside { gradA[j] = g[j] * s * RectifiedSigmoid.derivative(rounding[j]) }
+                // dw/ds with floor(W/s) held constant and z = z0 * s0 / s: qc - [inside] * z.
+                dLds += g[j] * (qc - (inside ? z : 0))
+                if active {
+                    gradA[j] += schedule.gradient(h, beta: beta) * RectifiedSigmoid.derivative(rounding[j])
+                    roundingValue += Double(schedule.weight) * Double(1 - powf(abs(2 * h - 1), beta))
+                }
+            }
+            if let v = exponentVariables {
+                gradV[c] = dLds * s * Float(M_LN2) * RectifiedSigmoid.derivative(v[c])
+            }
+        }
+        roundingOptimizer.update(&rounding, gradient: gradA)
+        var exponentValue = 0.0
+        if var v = exponentVariables, var optimizer = exponentOptimizer, let exponentSchedule {
+            let b = schedule.beta(at: t)
+            for c in 0..<channels {
+                let h = RectifiedSigmoid.value(v[c])
+                gradV[c] += exponentSchedule.gradient(h, beta: b) * RectifiedSigmoid.derivative(v[c])
+                exponentValue += Double(exponentSchedule.weight) * Double(1 - powf(abs(2 * h - 1), b))
+            }
+            optimizer.update(&v, gradient: gradV)
+            exponentVariables = v
+            exponentOptimizer = optimizer
+            updateLearnedScales()
+        }
+        return (roundingValue, exponentValue)
+    }
+
+    /// `s = 2^(floor(log2 s0) + h(v))`, `z = z0 * s0 / s` from the exponent variables.
+    private mutating func updateLearnedScales() {
+        guard let v = exponentVariables else { return }
+        for c in 0..<channels {
+            let s = Float(exp2(Double(exponentFloor[c]) + Double(RectifiedSigmoid.value(v[c]))))
+            scales[c] = s
+            zeroPoints[c] = initialZeroPoints[c] * initialScales[c] / s
+        }
+    }
+
+    /// Ends exponent learning: `.hard` snaps each channel to the floor or ceiling exponent and an integer
+    /// zero point in the grid; `.frozenFractional` keeps the current fractional exponent and float zero point.
+    public mutating func freezeExponents(_ hardening: ExponentHardening) {
+        guard let v = exponentVariables else { return }
+        if hardening == .hard {
+            for c in 0..<channels {
+                let e = exponentFloor[c] + (RectifiedSigmoid.value(v[c]) >= 0.5 ? 1 : 0)
+                let s = PowerOfTwo.value(e)
+                scales[c] = s
+                zeroPoints[c] = ScaleSearch.rescaledZeroPoint(initialZeroPoints[c], from: initialScales[c], to: s, grid: grid)
+            }
+        }
+        exponentVariables = nil
+        exponentOptimizer = nil
+    }
+
+    /// The hard-rounded layer: codes `clamp(floor(W / s) + [a >= 0] + z)` with the current scales.
+    public func hardened(from layer: QuantizedLayer) -> QuantizedLayer {
+        let per = weights.count / channels
+        var codes = [Int32](repeating: 0, count: weights.count)
+        for c in 0..<channels {
+            let s = scales[c], z = zeroPoints[c]
+            for j in c * per..<(c + 1) * per {
+                let q = (weights[j] / s).rounded(.down) + (rounding[j] >= 0 ? 1 : 0) + z
+                codes[j] = Int32(Swift.min(Swift.max(q, Float(grid.qmin)), Float(grid.qmax)).rounded(.toNearestOrEven))
+            }
+        }
+        var result = layer
+        result.weight = QuantizerParameters(grid: grid, scales: scales, zeroPoints: zeroPoints)
+        result.codes = codes
+        return result
+    }
+}

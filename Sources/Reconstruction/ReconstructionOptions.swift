@@ -1,0 +1,59 @@
+/// How the reconstruction loss exponent `p` of each unit is chosen.
+public enum LossExponentPolicy: Equatable, Codable, Sendable {
+    /// RAPQ's BN-derived `p` (METHOD §5.2) with coefficient `c`.
+    case batchNorm(c: Float)
+    /// The same `p` for every unit.
+    case fixed(Float)
+}
+
+/// The knobs of block reconstruction (METHOD §4-§5). Methods are configurations of these.
+public struct ReconstructionOptions: Equatable, Codable, Sendable {
+    /// Weight-phase iterations per unit.
+    public var iterations: Int = 1000
+    /// Activation-phase iterations per unit (0 turns the activation phase off).
+    public var activationIterations: Int = 500
+    /// Mini-batch size.
+    public var batchSize: Int = 32
+    /// Adam step size for rounding and exponent variables.
+    public var learningRate: Float = 1e-3
+    /// Adam step size for activation log2-scales.
+    public var activationLearningRate: Float = 1e-2
+    /// Rounding regulariser weight (lambda).
+    public var roundingWeight: Float = 0.01
+    /// Fraction of iterations before the rounding regulariser starts.
+    public var warmup: Float = 0.2
+    /// Learn a per-channel power-of-two exponent (RAPQ) for this many iterations, then freeze it; 0 = fixed scales.
+    public var exponentIterations: Int = 0
+    /// How learned exponents end.
+    public var exponentHardening: ExponentHardening = .hard
+    /// The loss exponent policy.
+    public var lossExponent: LossExponentPolicy = .fixed(2)
+    /// Activation scales are kept powers of two while learned (rounded with a straight-through estimator).
+    public var powerOfTwoActivations: Bool = true
+    /// Stop a unit's phase early when the reconstruction loss has not improved by 0.1% over this many
+    /// iterations after the warm-up (0 = never).
+    public var patience: Int = 0
+    /// Seed of the mini-batch draws.
+    public var seed: UInt64 = 0
+
+    /// Default options.
+    public init() {}
+}
+
+/// A report of reconstruction progress.
+public struct ReconstructionEvent: Sendable {
+    /// Which phase: "weights" or "activations".
+    public var phase: String
+    /// 1-based unit index and unit count.
+    public var unit: Int, units: Int
+    /// The unit's name.
+    public var unitName: String
+    /// Iterations done in this unit's phase, and its total.
+    public var iteration: Int, iterations: Int
+    /// Reconstruction loss, rounding and exponent regularisers (mean over the last report interval).
+    public var reconstructionLoss: Double, roundingLoss: Double, exponentLoss: Double
+    /// The loss exponent of the unit.
+    public var p: Float
+    /// Seconds since the run started.
+    public var elapsed: Double
+}

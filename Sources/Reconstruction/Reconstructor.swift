@@ -1,0 +1,220 @@
+import Foundation
+import Graph
+import Quantization
+import TensorKernels
+
+/// BRECQ-style block reconstruction with RAPQ's additions (METHOD §4-§5): units in network order, each
+/// unit's weights (and, for RAPQ, its per-channel exponents) learned so that its output on the partly
+/// quantized model's inputs matches the FP32 model's; then, with all weights fixed, the activation
+/// quantizers of each unit learned the same way.
+public struct Reconstructor {
+    /// The prepared FP32 network (BN folded).
+    public let prepared: PreparedNetwork
+    /// Calibration samples, batch first.
+    public let calibration: Tensor
+    /// Options.
+    public let options: ReconstructionOptions
+    private let nodeIndex: [String: Int]
+    private let start = Date()
+
+    /// A reconstructor for `prepared` on `calibration`.
+    public init(prepared: PreparedNetwork, calibration: Tensor, options: ReconstructionOptions) throws {
+        guard options.iterations > 0 else { throw QuantizationError.badCalibration("--iters must be at least 1") }
+        guard calibration.shape[0] >= options.batchSize else {
+            throw QuantizationError.badCalibration("\(calibration.shape[0]) calibration samples are fewer than the mini-batch of \(options.batchSize); give more samples or a smaller --batch-size")
+        }
+        self.prepared = prepared
+        self.calibration = calibration
+        self.options = options
+        nodeIndex = Dictionary(uniqueKeysWithValues: prepared.graph.nodes.enumerated().map { ($1.name, $0) })
+    }
+
+    /// The loss exponent of `unit`.
+    public func lossExponent(of unit: ReconstructionUnit) -> Float {
+        switch options.lossExponent {
+        case .fixed(let p): return p
+        case .batchNorm(let c): return ReconstructionLoss.exponent(gammas: unit.lossLayer.flatMap { prepared.gammas[$0] }, c: c)
+        }
+    }
+
+    private var inputName: String { prepared.graph.inputs[0].name }
+
+    private func span(of unit: ReconstructionUnit) -> (first: Int, last: Int) {
+        let indices = unit.nodes.compactMap { nodeIndex[$0] }
+        return (indices.min()!, indices.max()!)
+    }
+
+    /// The weight phase over every unit: returns `network` with hard-rounded (and, for RAPQ, power-of-two) weights.
+    public func reconstructWeights(_ network: QuantizedNetwork, progress: (ReconstructionEvent) -> Void) throws -> QuantizedNetwork {
+        var net = network
+        let graph = prepared.graph
+        var fp = GraphStream(graph: graph, inputs: [inputName: calibration])
+        var qs = GraphStream(graph: graph, inputs: [inputName: calibration])
+        var overrides: [String: Tensor] = [:]
+        var rng = SeededGenerator(seed: options.seed)
+        let nodes = Dictionary(uniqueKeysWithValues: graph.nodes.map { ($0.name, $0) })
+        let schedule = RoundingRegularizer(weight: options.roundingWeight, iterations: options.iterations, warmup: options.warmup)
+        let exponentSchedule = RoundingRegularizer(weight: 10 * options.roundingWeight, iterations: options.iterations, warmup: options.warmup)
+
+        for (k, unit) in net.units.enumerated() {
+            let (first, last) = span(of: unit)
+            try fp.advance(to: first)
+            try qs.advance(to: first, parameters: overrides)
+            let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.values[$0]!) })
+            try fp.advance(to: last + 1)
+            guard let target = fp.values[unit.output] else { throw ExecutionError.unknownTensor(name: unit.output) }
+            let program = try SubgraphProgram(graph: graph, nodeNames: unit.nodes, output: unit.output)
+            let learnExponent = options.exponentIterations > 0
+            var roundings = unit.layers.map { name in
+                LayerRounding(layer: net.layers[name]!, weights: graph.initializers[nodes[name]!.inputs[1]]!.data,
+                              learnExponent: learnExponent, learningRate: options.learningRate)
+            }
+            let weightNames = unit.layers.map { nodes[$0]!.inputs[1] }
+            let p = lossExponent(of: unit)
+            var meter = LossMeter()
+            var stopper = EarlyStopping(patience: options.patience, warmup: Int(options.warmup * Float(options.iterations)))
+            var iteration = 0
+            while iteration < options.iterations {
+                if learnExponent && iteration == options.exponentIterations {
+                    for i in roundings.indices { roundings[i].freezeExponents(options.exponentHardening) }
+                }
+                let batch = rng.sample(options.batchSize, from: calibration.shape[0])
+                var parameters: [String: Tensor] = [:]
+                for (i, name) in weightNames.enumerated() {
+                    parameters[name] = Tensor(shape: net.layers[unit.layers[i]]!.weightShape, data: roundings[i].softWeights())
+                }
+                let trace = try program.forward(inputs.mapValues { $0.rows(batch) }, parameters: parameters)
+                let (loss, gradient) = ReconstructionLoss.lp(trace.output, target: target.rows(batch), p: p)
+                let grads = program.backward(trace, outputGradient: gradient, parameters: parameters)
+                var regularisers = (0.0, 0.0)
+                let exponentActive = learnExponent && iteration < options.exponentIterations
+                for (i, name) in weightNames.enumerated() {
+                    let r = roundings[i].step(weightGradient: grads.parameters[name]!.data, iteration: iteration, rounding: schedule,
+                                              exponent: exponentActive ? exponentSchedule : nil)
+                    regularisers.0 += r.rounding
+                    regularisers.1 += r.exponent
+                }
+                meter.add(loss, regularisers.0, regularisers.1)
+                iteration += 1
+                if iteration % 50 == 0 || iteration == options.iterations {
+                    progress(event("weights", k, unit, iteration, options.iterations, meter.mean, p))
+                    meter = LossMeter()
+                }
+                if stopper.shouldStop(iteration: iteration, loss: loss) { break }
+            }
+            for i in roundings.indices {
+                roundings[i].freezeExponents(options.exponentHardening)
+                let layer = roundings[i].hardened(from: net.layers[unit.layers[i]]!)
+                net.layers[layer.node] = layer
+                overrides[weightNames[i]] = Tensor(shape: layer.weightShape, data: layer.dequantizedWeights)
+            }
+        }
+        return net
+    }
+
+    /// The activation phase over every unit: each unit's activation quantizers learn their log2-scale
+    /// (rounded to an integer exponent by a straight-through estimator when `powerOfTwoActivations`).
+    public func reconstructActivations(_ network: QuantizedNetwork, progress: (ReconstructionEvent) -> Void) throws -> QuantizedNetwork {
+        var net = network
+        guard options.activationIterations > 0 else { return net }
+        let graph = net.simulationGraph()
+        var fp = GraphStream(graph: prepared.graph, inputs: [inputName: calibration])
+        var qs = GraphStream(graph: graph, inputs: [inputName: fakeQuantized(calibration, net.activations[inputName])])
+        var rng = SeededGenerator(seed: options.seed &+ 1)
+        let schedule = options.activationIterations
+
+        for (k, unit) in net.units.enumerated() {
+            let (first, last) = span(of: unit)
+            let current = net.activations
+            try fp.advance(to: first)
+            try qs.advance(to: first) { name, t in current[name].map { q in var x = t; fakeQuantize(&x, with: q); return x } }
+            let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.values[$0]!) })
+            try fp.advance(to: last + 1)
+            guard let target = fp.values[unit.output] else { throw ExecutionError.unknownTensor(name: unit.output) }
+            let produced = Set(unit.nodes.compactMap { nodeIndex[$0] }.flatMap { graph.nodes[$0].outputs })
+            let sites = net.activations.keys.filter { produced.contains($0) }.sorted()
+            if !sites.isEmpty {
+                let program = try SubgraphProgram(graph: graph, nodeNames: unit.nodes, output: unit.output)
+                var learner = ActivationScaleLearner(sites: sites.map { ($0, net.activations[$0]!) }, powerOfTwo: options.powerOfTwoActivations,
+                                                     learningRate: options.activationLearningRate)
+                let p = lossExponent(of: unit)
+                var meter = LossMeter()
+                for iteration in 0..<schedule {
+                    let batch = rng.sample(options.batchSize, from: calibration.shape[0])
+                    let quantizers = learner.quantizers
+                    let trace = try program.forward(inputs.mapValues { $0.rows(batch) }) { name, t in
+                        quantizers[name].map { q in var x = t; fakeQuantize(&x, with: q); return x }
+                    }
+                    let (loss, gradient) = ReconstructionLoss.lp(trace.output, target: target.rows(batch), p: p)
+                    var scaleGradients: [String: Float] = [:]
+                    // The output site's gradient is mapped before backward starts; inner sites during it.
+                    var outputGradient = gradient
+                    if let q = quantizers[unit.output], let original = trace.unobserved[unit.output] {
+                        scaleGradients[unit.output] = ActivationScaleLearner.straightThrough(original, q, &outputGradient)
+                    }
+                    _ = program.backward(trace, outputGradient: outputGradient) { name, original, g in
+                        guard name != unit.output, let q = quantizers[name] else { return }
+                        scaleGradients[name] = ActivationScaleLearner.straightThrough(original, q, &g)
+                    }
+                    learner.step(scaleGradients, iteration: iteration, of: schedule)
+                    meter.add(loss, 0, 0)
+                    if (iteration + 1) % 50 == 0 || iteration + 1 == schedule {
+                        progress(event("activations", k, unit, iteration + 1, schedule, meter.mean, p))
+                        meter = LossMeter()
+                    }
+                }
+                for (name, q) in learner.quantizers { net.activations[name] = q }
+            }
+            let updated = net.activations
+            try qs.advance(to: last + 1) { name, t in updated[name].map { q in var x = t; fakeQuantize(&x, with: q); return x } }
+        }
+        return net
+    }
+
+    private func fakeQuantized(_ t: Tensor, _ q: QuantizerParameters?) -> Tensor {
+        guard let q else { return t }
+        var x = t
+        fakeQuantize(&x, with: q)
+        return x
+    }
+
+    private func event(_ phase: String, _ k: Int, _ unit: ReconstructionUnit, _ iteration: Int, _ total: Int,
+                       _ mean: (Double, Double, Double), _ p: Float) -> ReconstructionEvent {
+        ReconstructionEvent(phase: phase, unit: k + 1, units: prepared.units.count, unitName: unit.name, iteration: iteration,
+                            iterations: total, reconstructionLoss: mean.0, roundingLoss: mean.1, exponentLoss: mean.2, p: p,
+                            elapsed: Date().timeIntervalSince(start))
+    }
+}
+
+/// Running means of the loss terms between progress reports.
+struct LossMeter {
+    private var sums = (0.0, 0.0, 0.0), count = 0
+
+    mutating func add(_ reconstruction: Double, _ rounding: Double, _ exponent: Double) {
+        sums = (sums.0 + reconstruction, sums.1 + rounding, sums.2 + exponent)
+        count += 1
+    }
+
+    var mean: (Double, Double, Double) {
+        let n = Double(Swift.max(count, 1))
+        return (sums.0 / n, sums.1 / n, sums.2 / n)
+    }
+
+}
+
+/// Early stopping: true when, after the warm-up, the loss has not improved by 0.1% for `patience` iterations.
+struct EarlyStopping {
+    let patience: Int, warmup: Int
+    private var best = Double.infinity, bestIteration = 0
+
+    init(patience: Int, warmup: Int) {
+        self.patience = patience
+        self.warmup = warmup
+    }
+
+    mutating func shouldStop(iteration: Int, loss: Double) -> Bool {
+        guard patience > 0, iteration > warmup else { return false }
+        if loss < best * 0.999 { best = loss; bestIteration = iteration }
+        return iteration - bestIteration >= patience
+    }
+}

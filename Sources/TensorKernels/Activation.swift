@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Point-wise activations and their gradients (ONNX `Relu`, `Clip`, `Sigmoid`, `HardSigmoid`,
+/// `HardSwish`). Backward functions take the forward input (or output, for sigmoid) and the gradient
+/// of the result and return the gradient of the input.
+public enum Activation {
+    /// `max(x, 0)`.
+    public static func relu(_ x: Tensor) -> Tensor {
+        ElementMap.unary(x) { x, y, n in for i in 0..<n { y[i] = Swift.max(x[i], 0) } }
+    }
+
+    /// `g` where `x > 0`, else 0.
+    public static func reluBackward(_ x: Tensor, outputGradient: Tensor) -> Tensor {
+        ElementMap.binary(x, outputGradient) { x, g, y, n in for i in 0..<n { y[i] = x[i] > 0 ? g[i] : 0 } }
+    }
+
+    /// `min(max(x, min), max)` (ReLU6 is `clip(x, 0, 6)`).
+    public static func clip(_ x: Tensor, min: Float, max: Float) -> Tensor {
+        ElementMap.unary(x) { x, y, n in for i in 0..<n { y[i] = Swift.min(Swift.max(x[i], min), max) } }
+    }
+
+    /// `g` where `min < x < max`, else 0 (the gradient of a saturated value is zero).
+    public static func clipBackward(_ x: Tensor, min: Float, max: Float, outputGradient: Tensor) -> Tensor {
+        ElementMap.binary(x, outputGradient) { x, g, y, n in
+            for i in 0..<n { y[i] = x[i] > min && x[i] < max ? g[i] : 0 }
+        }
+    }
+
+    /// `1 / (1 + e^(−x))`, evaluated as `e^x / (1 + e^x)` for negative `x` so that `e^(−x)` never overflows.
+    public static func sigmoid(_ x: Tensor) -> Tensor {
+        ElementMap.unary(x) { x, y, n in
+            for i in 0..<n {
+                let v = x[i]
+                if v >= 0 {
+                    y[i] = 1 / (1 + exp(-v))
+                } else {
+                    let e = exp(v)
+                    y[i] = e / (1 + e)
+                }
+            }
+        }
+    }
+
+    /// `g · y · (1 − y)` from the forward output `y = sigmoid(x)`.
+    public static func sigmoidBackward(output: Tensor, outputGradient: Tensor) -> Tensor {
+        ElementMap.binary(output, outputGradient) { s, g, y, n in for i in 0..<n { y[i] = g[i] * s[i] * (1 - s[i]) } }
+    }
+
+    /// `max(0, min(1, alpha·x + beta))` (ONNX defaults: alpha 0.2, beta 0.5).
+    public static func hardSigmoid(_ x: Tensor, alpha: Float, beta: Float) -> Tensor {
+        ElementMap.unary(x) { x, y, n in for i in 0..<n { y[i] = Swift.max(0, Swift.min(1, alpha * x[i] + beta)) } }
+    }
+
+    /// `alpha · g` where `0 < alpha·x + beta < 1`, else 0.
+    public static func hardSigmoidBackward(_ x: Tensor, alpha: Float, beta: Float, outputGradient: Tensor) -> Tensor {
+        ElementMap.binary(x, outputGradient) { x, g, y, n in
+            for i in 0..<n {
+                let t = alpha * x[i] + beta
+                y[i] = t > 0 && t < 1 ? alpha * g[i] : 0
+            }
+        }
+    }
+
+    /// `x · hardSigmoid(x, 1/6, 1/2)`: 0 below −3, `x` above 3, `x(x + 3)/6` between.
+    public static func hardSwish(_ x: Tensor) -> Tensor {
+        ElementMap.unary(x) { x, y, n in
+            for i in 0..<n {
+                let v = x[i]
+                y[i] = v * Swift.max(0, Swift.min(1, v / 6 + 0.5))
+            }
+        }
+    }
+
+    /// `g · (x/3 + 1/2)` on `(−3, 3)`, `g` above, 0 below.
+    public static func hardSwishBackward(_ x: Tensor, outputGradient: Tensor) -> Tensor {
+        ElementMap.binary(x, outputGradient) { x, g, y, n in
+            for i in 0..<n {
+                let v = x[i], t = v / 6 + 0.5
+                y[i] = t <= 0 ? 0 : (t >= 1 ? g[i] : g[i] * (t + v / 6))
+            }
+        }
+    }
+}

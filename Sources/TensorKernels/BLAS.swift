@@ -1,0 +1,56 @@
+import CBLAS
+
+/// A thin typed wrapper over the system BLAS (OpenBLAS on Linux): row-major single-precision GEMM.
+///
+/// Kernels in this module call BLAS from inside `Parallel` workers, one matrix product per worker, and
+/// expect BLAS itself to run on one thread (see `setThreadCount`). Each output element is then produced
+/// by one BLAS call accumulating over `k` in a fixed order, whatever the number of workers.
+public enum BLAS {
+    /// `C = alpha * op(A) * op(B) + beta * C` in row-major storage, where `op(X)` is `X` or `Xᵀ`.
+    ///
+    /// `op(A)` is `m × k`, `op(B)` is `k × n`, `C` is `m × n`; `lda`, `ldb`, `ldc` are the row strides of
+    /// the matrices as stored (before transposition). With `beta == 0`, `C` need not be initialised.
+    @inlinable
+    public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                             c: UnsafeMutablePointer<Float>, ldc: Int) {
+        _ = oneThreadByDefault
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            // BLAS leaves C untouched only when beta == 1; make the empty product explicit.
+            for i in 0..<m {
+                let row = c + i * ldc
+                for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] }
+            }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Puts OpenBLAS at one thread the first time BLAS is used, unless `setThreadCount` is called first.
+    ///
+    /// OpenBLAS's own threads spin while waiting for work; with the kernels' workers also running on
+    /// every core, a two-core machine measured a conv backward five times slower with OpenBLAS at two
+    /// threads than at one.
+    @usableFromInline
+    static let oneThreadByDefault: Void = {
+        #if !canImport(Darwin)
+        openblas_set_num_threads(1)
+        #endif
+    }()
+
+    /// Sets the number of threads BLAS uses inside one call (`openblas_set_num_threads`).
+    ///
+    /// The kernels of this module parallelise over images and tiles themselves and are fastest, and
+    /// bit-reproducible, with BLAS at one thread; a larger value only helps code that calls `sgemm`
+    /// directly on one large product from a single thread.
+    public static func setThreadCount(_ n: Int) {
+        _ = oneThreadByDefault
+        #if canImport(Darwin)
+        _ = n
+        #else
+        openblas_set_num_threads(Int32(Swift.max(1, n)))
+        #endif
+    }
+}

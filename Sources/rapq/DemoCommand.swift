@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import RAPQ
+
+/// `rapq demo`: the whole job on the bundled Fashion-MNIST ResNet: quantize, evaluate, verify, export.
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Quantize the bundled Fashion-MNIST ResNet to power-of-two W4A4, evaluate it, verify it and export it."
+    )
+
+    @Option(help: "Folder holding the bundled models and data (default: the repository's models/).")
+    var models: String?
+
+    @Option(help: "Folder to write the quantized models into.")
+    var outputDir: String = "demo-output"
+
+    @Option(help: "Method: \(QuantizationMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var method: QuantizationMethod = .potMse
+
+    @Option(help: "Weight bits.")
+    var wbits: Int = 4
+
+    @Option(help: "Activation bits.")
+    var abits: Int = 4
+
+    func run() throws {
+        let folder = try Self.modelsFolder(models)
+        let out = URL(fileURLWithPath: outputDir)
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
+        let fp32 = try FloatModel(contentsOf: file("fmnist-resnet.onnx"))
+        let calibration = try NumpyFile.readTensor(contentsOf: file("fmnist-calib-256.npy"))
+        let test = try NumpyFile.readTensor(contentsOf: file("fmnist-test-1k.npy"))
+        let labels = try NumpyFile.readIntegers(contentsOf: file("fmnist-test-1k-labels.npy")).values
+
+        print("model: fmnist-resnet.onnx (ResNet-style, Fashion-MNIST), \(test.shape[0]) test images, \(calibration.shape[0]) calibration images")
+        let reference = try fp32.predict(test)
+        print("FP32:                 " + ClassificationMetrics(logits: reference, labels: labels).summary)
+
+        let configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits)
+        var start = Date()
+        let network = try quantize(model: fp32.graph, calibration: calibration, configuration: configuration) { event in
+            if case .status(let line) = event { print("  " + line) }
+        }
+        print(String(format: "quantized with %@ W%dA%d in %.1f s", method.rawValue, wbits, abits, Date().timeIntervalSince(start)))
+        start = Date()
+        let simulated = try Simulation(network).predict(test)
+        print("simulated:            " + ClassificationMetrics(logits: simulated, labels: labels, reference: reference).summary)
+        if method.isPowerOfTwo {
+            let integer = try IntegerEngine(network).predict(test, batchSize: 32)
+            print("integer-only engine:  " + ClassificationMetrics(logits: integer, labels: labels, reference: reference).summary)
+        }
+        let rapqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).rapq")
+        let qdqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).qdq.onnx")
+        try RAPQFile.write(network, to: rapqFile)
+        try QDQExporter.write(network, to: qdqFile)
+        print("wrote \(rapqFile.path) and \(qdqFile.path)")
+        let sample = Tensor(shape: [64] + test.shape.dropFirst(), data: Array(test.data[0..<(64 * test.count / test.shape[0])]))
+        let report = VerificationReport(network: try RAPQFile.read(contentsOf: rapqFile), data: sample)
+        print("verify (64 images):")
+        print(report.text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+    }
+
+    /// The bundled models folder: the option, else `models/` next to this package's sources, else `./models`.
+    static func modelsFolder(_ option: String?) throws -> URL {
+        let candidates = [option,
+                          URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                              .deletingLastPathComponent().appendingPathComponent("models").path,
+                          "models"].compactMap { $0 }
+        for path in candidates where FileManager.default.fileExists(atPath: path + "/fmnist-resnet.onnx") {
+            return URL(fileURLWithPath: path)
+        }
+        throw ValidationError("cannot find the bundled models (fmnist-resnet.onnx); run from the repository root or pass --models DIR")
+    }
+}

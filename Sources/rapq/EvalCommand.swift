@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import RAPQ
+
+/// `rapq eval`: accuracy of an FP32 ONNX model or a quantized .rapq model.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Top-1/top-5 of a model on labelled data, and agreement with an FP32 reference."
+    )
+
+    @Argument(help: "An FP32 .onnx model or a quantized .rapq model.")
+    var model: String
+
+    @Option(help: "Samples (.npy, batch first).")
+    var data: String
+
+    @Option(help: "Labels (.npy, integer class per sample).")
+    var labels: String?
+
+    @Option(help: "FP32 ONNX model whose predictions to compare with.")
+    var reference: String?
+
+    @Flag(help: "Run a .rapq model on the integer-only engine instead of the simulation.")
+    var integer = false
+
+    @Option(help: "Samples per forward pass.")
+    var batch: Int = 32
+
+    func run() throws {
+        guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
+        let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: data))
+        var labelValues: [Int64]?
+        if let labels {
+            let (shape, values) = try NumpyFile.readIntegers(contentsOf: URL(fileURLWithPath: labels))
+            guard shape.first == x.shape.first, values.count == x.shape[0] else {
+                throw ValidationError("--labels has \(values.count) entries (shape \(shape)) but --data has \(x.shape.first ?? 0) samples")
+            }
+            labelValues = values
+        }
+        let logits = try LoadedModel(path: model).predict(x, integer: integer, batchSize: batch)
+        let referenceLogits = try reference.map { try FloatModel(contentsOf: URL(fileURLWithPath: $0)).predict(x, batchSize: batch) }
+        print(ClassificationMetrics(logits: logits, labels: labelValues, reference: referenceLogits).summary)
+    }
+}
+
+/// A model file as the CLI reads it: FP32 ONNX, or a quantized .rapq network.
+enum LoadedModel {
+    case float(FloatModel)
+    case quantized(QuantizedNetwork)
+
+    init(path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        if path.hasSuffix(".rapq") {
+            self = .quantized(try RAPQFile.read(contentsOf: url))
+        } else {
+            self = .float(try FloatModel(contentsOf: url))
+        }
+    }
+
+    func predict(_ x: Tensor, integer: Bool, batchSize: Int) throws -> Tensor {
+        switch self {
+        case .float(let model):
+            if integer { throw ValidationError("--integer needs a quantized .rapq model") }
+            return try model.predict(x, batchSize: batchSize)
+        case .quantized(let network):
+            return integer ? try IntegerEngine(network).predict(x, batchSize: batchSize)
+                           : try Simulation(network).predict(x, batchSize: batchSize)
+        }
+    }
+}

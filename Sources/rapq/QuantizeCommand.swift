@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import RAPQ
+
+extension QuantizationMethod: ExpressibleByArgument {}
+
+/// `rapq quantize`: FP32 ONNX + calibration samples -> power-of-two quantized model.
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Quantize an FP32 ONNX model with power-of-two scales.",
+        discussion: """
+        Writes a QDQ ONNX file (onnxruntime runs it as integer QLinearConv) or a .rapq file (integer weights packed \
+        at their bit width, exponents, zero points; read by `rapq eval` and `rapq verify`). The format follows the \
+        output's extension unless --format is given.
+        """
+    )
+
+    @Argument(help: "The FP32 ONNX model.")
+    var model: String
+
+    @Option(help: "Calibration samples (.npy, batch first, preprocessed like the model's input).")
+    var calib: String
+
+    @Option(help: "Weight bits (2-8).")
+    var wbits: Int = 4
+
+    @Option(help: "Activation bits (2-8).")
+    var abits: Int = 4
+
+    @Option(help: "Bits of the first and last layer's weights, the network input and the last layer's input (2-8).")
+    var firstLastBits: Int = 8
+
+    @Option(help: "Method: \(QuantizationMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var method: QuantizationMethod = .potMse
+
+    @Flag(help: "Symmetric weights (zero point 0) instead of asymmetric.")
+    var symmetric = false
+
+    @Option(help: "Calibration samples used to initialise activation quantizers.")
+    var activationSamples: Int = 64
+
+    @Option(help: "Seed for every random choice.")
+    var seed: UInt64 = 0
+
+    @Option(name: .shortAndLong, help: "Output file (.onnx for QDQ, .rapq for the tool's own format).")
+    var output: String
+
+    @Option(help: "Output format: qdq or rapq (default: from the output's extension).")
+    var format: ModelFormat?
+
+    func validate() throws {
+        for (name, bits) in [("--wbits", wbits), ("--abits", abits), ("--first-last-bits", firstLastBits)] where !(2...8).contains(bits) {
+            throw ValidationError("\(name) \(bits) is out of range; use 2 to 8")
+        }
+        guard activationSamples > 0 else { throw ValidationError("--activation-samples must be at least 1") }
+    }
+
+    func run() throws {
+        let outputURL = URL(fileURLWithPath: output)
+        let chosen = format ?? ModelFormat(path: output)
+        let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
+        let calibration = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: calib))
+        let configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,
+                                                      symmetricWeights: symmetric, activationSamples: activationSamples, seed: seed)
+        let start = Date()
+        let network = try quantize(model: graph, calibration: calibration, configuration: configuration) { event in
+            if case .status(let line) = event { print(line) }
+        }
+        try chosen.write(network, to: outputURL)
+        print(String(format: "wrote %@ (%@, %@ W%dA%d) in %.1f s", output, chosen.rawValue, method.rawValue, wbits, abits, Date().timeIntervalSince(start)))
+    }
+}
+
+/// The file formats a quantized network can be written in.
+enum ModelFormat: String, ExpressibleByArgument {
+    case qdq, rapq
+
+    /// The format an output path's extension implies (`.rapq`, otherwise QDQ ONNX).
+    init(path: String) { self = path.hasSuffix(".rapq") ? .rapq : .qdq }
+
+    func write(_ network: QuantizedNetwork, to url: URL) throws {
+        switch self {
+        case .qdq: try QDQExporter.write(network, to: url)
+        case .rapq: try RAPQFile.write(network, to: url)
+        }
+    }
+}

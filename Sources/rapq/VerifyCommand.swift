@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import RAPQ
+
+/// `rapq verify`: proof that a quantized model is power-of-two and that its integer engine matches.
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check that every scale is 2^e, zero points are integers, bias scales are products, and the integer engine equals the simulation.",
+        discussion: "Exits with status 1 when a check fails."
+    )
+
+    @Argument(help: "A quantized .rapq model.")
+    var model: String
+
+    @Option(help: "Samples (.npy) on which to compare the integer engine with the simulation.")
+    var data: String?
+
+    @Option(help: "Samples per forward pass.")
+    var batch: Int = 16
+
+    func run() throws {
+        guard model.hasSuffix(".rapq") else {
+            throw ValidationError("verify reads the tool's .rapq format; quantize with `-o MODEL.rapq` (or `--format rapq`) and verify that file")
+        }
+        let network = try RAPQFile.read(contentsOf: URL(fileURLWithPath: model))
+        let x = try data.map { try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: $0)) }
+        let report = VerificationReport(network: network, data: x, batchSize: batch)
+        print(report.text)
+        if !report.passed { throw ExitCode(1) }
+    }
+}
