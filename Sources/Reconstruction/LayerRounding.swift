@@ -5,7 +5,8 @@ import Quantization
 public enum ExponentHardening: String, Codable, Sendable {
     /// This project: `e = floor(log2 s0) + [h(v) >= 0.5]`, zero point rounded to an integer (scales are then exact powers of two).
     case hard
-    /// The authors' release: `h(v)` is frozen at its fractional value (scales are not powers of two).
+    /// The authors' release: `h(v)` is frozen at its fractional value (scales are not powers of two). The zero
+    /// point `z0 * s0 / s` stays fractional while the rounding is learned; `hardened` stores it rounded.
     case frozenFractional
 }
 
@@ -89,16 +90,27 @@ public struct LayerRounding: Codable, Sendable {
         return w
     }
 
-    /// One Adam step from `dL/dw` (the reconstruction loss's gradient w.r.t. the soft weights) plus the
-    /// regularisers at iteration `t`. Returns the regularisers' values (rounding, exponent).
-    @discardableResult
-    public mutating func step(weightGradient g: [Float], iteration t: Int, rounding schedule: RoundingRegularizer,
-                              exponent exponentSchedule: RoundingRegularizer?) -> (rounding: Double, exponent: Double) {
+    /// The gradients of the loss w.r.t. the rounding variables (one per weight) and the exponent variables (one
+    /// per channel; empty without a learned exponent), from `dL/dw` (the reconstruction loss's gradient w.r.t.
+    /// the soft weights) plus the regularisers at iteration `t`: the rounding regulariser when past its warm-up,
+    /// the exponent regulariser whenever `exponentSchedule` is given (the release applies it from the first
+    /// iteration). `floor(W / s)` is held constant (its derivative is zero almost everywhere).
+    public func gradients(weightGradient g: [Float], iteration t: Int, rounding schedule: RoundingRegularizer,
+                          exponent exponentSchedule: RoundingRegularizer?) -> (rounding: [Float], exponent: [Float]) {
+        let r = evaluate(weightGradient: g, iteration: t, rounding: schedule, exponent: exponentSchedule)
+        return (r.rounding, r.exponent)
+    }
+
+    /// The gradients of `gradients(...)` and the regularisers' values (rounding, exponent).
+    private func evaluate(weightGradient g: [Float], iteration t: Int, rounding schedule: RoundingRegularizer,
+                          exponent exponentSchedule: RoundingRegularizer?)
+        -> (rounding: [Float], exponent: [Float], roundingValue: Double, exponentValue: Double) {
+        precondition(g.count == weights.count, "weight gradient has \(g.count) values for \(weights.count) weights")
         let per = weights.count / channels
         let (lo, hi) = (Float(grid.qmin), Float(grid.qmax))
         let active = schedule.isActive(at: t), beta = schedule.beta(at: t)
         var gradA = [Float](repeating: 0, count: rounding.count)
-        var gradV = [Float](repeating: 0, count: channels)
+        var gradV = [Float](repeating: 0, count: exponentVariables == nil ? 0 : channels)
         var roundingValue = 0.0
         for c in 0..<channels {
             let s = scales[c], z = zeroPoints[c]
@@ -120,21 +132,34 @@ public struct LayerRounding: Codable, Sendable {
                 gradV[c] = dLds * s * Float(M_LN2) * RectifiedSigmoid.derivative(v[c])
             }
         }
-        roundingOptimizer.update(&rounding, gradient: gradA)
         var exponentValue = 0.0
-        if var v = exponentVariables, var optimizer = exponentOptimizer, let exponentSchedule {
+        if let v = exponentVariables, let exponentSchedule {
+            // The release uses the rounding schedule's beta for the exponent regulariser.
             let b = schedule.beta(at: t)
             for c in 0..<channels {
                 let h = RectifiedSigmoid.value(v[c])
                 gradV[c] += exponentSchedule.gradient(h, beta: b) * RectifiedSigmoid.derivative(v[c])
                 exponentValue += Double(exponentSchedule.weight) * Double(1 - powf(abs(2 * h - 1), b))
             }
-            optimizer.update(&v, gradient: gradV)
+        }
+        return (gradA, gradV, roundingValue, exponentValue)
+    }
+
+    /// One Adam step from `dL/dw` (the reconstruction loss's gradient w.r.t. the soft weights) plus the
+    /// regularisers at iteration `t` (see `gradients`). The exponent variables move only while
+    /// `exponentSchedule` is given. Returns the regularisers' values (rounding, exponent).
+    @discardableResult
+    public mutating func step(weightGradient g: [Float], iteration t: Int, rounding schedule: RoundingRegularizer,
+                              exponent exponentSchedule: RoundingRegularizer?) -> (rounding: Double, exponent: Double) {
+        let r = evaluate(weightGradient: g, iteration: t, rounding: schedule, exponent: exponentSchedule)
+        roundingOptimizer.update(&rounding, gradient: r.rounding)
+        if var v = exponentVariables, var optimizer = exponentOptimizer, exponentSchedule != nil {
+            optimizer.update(&v, gradient: r.exponent)
             exponentVariables = v
             exponentOptimizer = optimizer
             updateLearnedScales()
         }
-        return (roundingValue, exponentValue)
+        return (r.roundingValue, r.exponentValue)
     }
 
     /// `s = 2^(floor(log2 s0) + h(v))`, `z = z0 * s0 / s` from the exponent variables.
@@ -164,18 +189,25 @@ public struct LayerRounding: Codable, Sendable {
     }
 
     /// The hard-rounded layer: codes `clamp(floor(W / s) + [a >= 0] + z)` with the current scales.
+    ///
+    /// Integer codes can only stand for `s * (floor(W / s) + [a >= 0])` (the weight the unit was reconstructed
+    /// with, and the release's hard weight) if the zero point is a whole number. A fractional zero point (the
+    /// `.frozenFractional` exponent, `z = z0 * s0 / s`) is therefore stored rounded into the grid; otherwise
+    /// every weight of the channel would move by `s * (round(z) - z)`, up to half a step.
     public func hardened(from layer: QuantizedLayer) -> QuantizedLayer {
         let per = weights.count / channels
         var codes = [Int32](repeating: 0, count: weights.count)
+        let (lo, hi) = (Float(grid.qmin), Float(grid.qmax))
+        let integerZeroPoints = zeroPoints.map { Swift.min(Swift.max($0.rounded(.toNearestOrEven), lo), hi) }
         for c in 0..<channels {
-            let s = scales[c], z = zeroPoints[c]
+            let s = scales[c], z = integerZeroPoints[c]
             for j in c * per..<(c + 1) * per {
                 let q = (weights[j] / s).rounded(.down) + (rounding[j] >= 0 ? 1 : 0) + z
-                codes[j] = Int32(Swift.min(Swift.max(q, Float(grid.qmin)), Float(grid.qmax)).rounded(.toNearestOrEven))
+                codes[j] = Int32(Swift.min(Swift.max(q, lo), hi))
             }
         }
         var result = layer
-        result.weight = QuantizerParameters(grid: grid, scales: scales, zeroPoints: zeroPoints)
+        result.weight = QuantizerParameters(grid: grid, scales: scales, zeroPoints: integerZeroPoints)
         result.codes = codes
         return result
     }

@@ -43,6 +43,9 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Seed for every random choice.")
     var seed: UInt64 = 0
 
+    @OptionGroup(title: "Reconstruction (brecq, naive-pot+recon, rapq, rapq-reference)")
+    var reconstruction: ReconstructionArguments
+
     @Option(name: .shortAndLong, help: "Output file (.onnx for QDQ, .rapq for the tool's own format).")
     var output: String
 
@@ -54,6 +57,7 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("\(name) \(bits) is out of range; use 2 to 8")
         }
         guard activationSamples > 0 else { throw ValidationError("--activation-samples must be at least 1") }
+        try reconstruction.validate()
     }
 
     func run() throws {
@@ -61,12 +65,12 @@ struct QuantizeCommand: ParsableCommand {
         let chosen = format ?? ModelFormat(path: output)
         let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
         let calibration = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: calib))
-        let configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,
+        var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,
                                                       symmetricWeights: symmetric, activationSamples: activationSamples, seed: seed)
+        reconstruction.apply(to: &configuration)
         let start = Date()
-        let network = try quantize(model: graph, calibration: calibration, configuration: configuration) { event in
-            if case .status(let line) = event { print(line) }
-        }
+        let reporter = ProgressReporter()
+        let network = try quantize(model: graph, calibration: calibration, configuration: configuration) { reporter.report($0) }
         try chosen.write(network, to: outputURL)
         print(String(format: "wrote %@ (%@, %@ W%dA%d) in %.1f s", output, chosen.rawValue, method.rawValue, wbits, abits, Date().timeIntervalSince(start)))
     }

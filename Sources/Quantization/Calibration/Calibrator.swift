@@ -115,7 +115,8 @@ public func initialiseActivations(of network: QuantizedNetwork, sites: [Activati
     _ = try executor.run([network.graph.inputs[0].name: batch]) { name, tensor in
         guard let site = bySite[name] else { return }
         let grid = QuantizationGrid(bits: site.bits, signed: false)
-        let (s, z) = tensor.withUnsafeBufferPointer { ScaleSearch.search($0, grid: grid, policy: policy) }
+        let sample = tensor.withUnsafeBufferPointer { ScaleSearch.strided($0) }
+        let (s, z) = sample.withUnsafeBufferPointer { ScaleSearch.search($0, grid: grid, policy: policy) }
         let q = QuantizerParameters(grid: grid, scales: [s], zeroPoints: [site.nonNegative ? 0 : z])
         found[name] = q
         fakeQuantize(&tensor, with: q)

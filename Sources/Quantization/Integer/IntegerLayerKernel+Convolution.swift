@@ -61,7 +61,7 @@ extension IntegerLayerKernel {
     private func patchConvolution(_ X: UnsafePointer<Int32>, geometry g: Geometry,
                                   codes: UnsafeMutablePointer<Int32>?, wide: UnsafeMutablePointer<Int64>?) {
         let p = g.outputPlane, groupM = outputChannels / groups
-        let patchCount = IntegerGEMM.panels(p) * depth * IntegerGEMM.columnPanel
+        let patchCount = IntegerGEMM.packedColumnsCount(columns: p, depth: depth)
         let blockCount = IntegerGEMM.blocks(groupM)
 
         func run(image: Int, group: Int, patches: UnsafeMutablePointer<Int16>, sums: UnsafeMutablePointer<Int32>,
@@ -108,7 +108,7 @@ extension IntegerLayerKernel {
     /// `x_q - z_x` in 16 bits into column panels; taps in the padding are 0 (`x_q = z_x`). Columns past
     /// `P` in the last panel are never written and stay 0.
     private func pack(_ x: UnsafePointer<Int32>, geometry g: Geometry, into dest: UnsafeMutablePointer<Int16>) {
-        let z = Int32(input.zeroPoint), panel = IntegerGEMM.columnPanel, depth = self.depth
+        let z = Int32(input.zeroPoint), depth = self.depth
         for c in 0..<groupInputChannels {
             let plane = x + c * g.inputPlane
             for kh in 0..<kernelH {
@@ -123,7 +123,7 @@ extension IntegerLayerKernel {
                         var pIndex = oh * g.outputW
                         for ow in 0..<g.outputW {
                             let v: Int32 = rowValid && columns.contains(ow) ? source[ow * g.strideW] - z : 0
-                            dest[((pIndex / panel) * depth + k) * panel + pIndex % panel] = Int16(truncatingIfNeeded: v)
+                            dest[IntegerGEMM.columnIndex(k: k, n: pIndex, depth: depth)] = Int16(truncatingIfNeeded: v)
                             pIndex += 1
                         }
                     }
@@ -147,22 +147,26 @@ extension IntegerLayerKernel {
             let W = weights.baseAddress!
             Parallel.forEachChunk(g.batch * outputChannels) { planes in
                 let sums = UnsafeMutablePointer<Int32>.allocate(capacity: p)
-                defer { sums.deallocate() }
+                let centered = UnsafeMutablePointer<Int16>.allocate(capacity: g.inputPlane)
+                defer { sums.deallocate(); centered.deallocate() }
                 for plane in planes {
                     let m = plane % outputChannels
-                    let input = X + plane * g.inputPlane, filter = W + m * taps
+                    let source = X + plane * g.inputPlane, filter = W + m * taps
+                    // 16-bit centered codes: products of sign-extended 16-bit values vectorise well.
+                    for i in 0..<g.inputPlane { centered[i] = Int16(truncatingIfNeeded: source[i] &- z) }
+                    let input = UnsafePointer(centered)
                     sums.update(repeating: 0, count: p)
                     for kh in 0..<kernelH {
                         for oh in rowRanges[kh] {
                             let ih = oh * g.strideH - g.padTop + kh * g.dilationH
                             let row = input + ih * g.width - g.padLeft, y = sums + oh * g.outputW
                             for kw in 0..<kernelW {
-                                let w = filter[kh * kernelW + kw], source = row + kw * g.dilationW
+                                let w = Int32(filter[kh * kernelW + kw]), source = row + kw * g.dilationW
                                 if g.strideW == 1 {
-                                    for o in columnRanges[kw] { y[o] &+= w &* (source[o] &- z) }
+                                    for o in columnRanges[kw] { y[o] &+= w &* Int32(source[o]) }
                                 } else {
                                     let s = g.strideW
-                                    for o in columnRanges[kw] { y[o] &+= w &* (source[o * s] &- z) }
+                                    for o in columnRanges[kw] { y[o] &+= w &* Int32(source[o * s]) }
                                 }
                             }
                         }

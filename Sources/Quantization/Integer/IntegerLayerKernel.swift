@@ -27,7 +27,7 @@ struct IntegerLayerKernel: Sendable {
     /// Per group: centered weights packed in row blocks (empty for depthwise).
     let packedWeights: [[Int16]]
     /// Depthwise only: centered weights `[M, kH·kW]`.
-    let depthwiseWeights: [Int32]
+    let depthwiseWeights: [Int16]
     /// `integerBias(inputScale: 2^e_x)` per output channel.
     let bias: [Int64]
     let input: SiteQuantizer
@@ -89,7 +89,7 @@ struct IntegerLayerKernel: Sendable {
         let groupM = m / groups, depth = self.depth
         if isDepthwise {
             packedWeights = []
-            depthwiseWeights = (0..<m * depth).map { Int32(codes[$0]) - Int32(wz[$0 / depth]) }
+            depthwiseWeights = (0..<m * depth).map { Int16(Int32(codes[$0]) - Int32(wz[$0 / depth])) }
         } else {
             packedWeights = (0..<groups).map { g in
                 IntegerGEMM.packRows(rows: groupM, depth: depth) { r, k in
@@ -131,6 +131,16 @@ struct IntegerLayerKernel: Sendable {
         let b = bias[m]
         if let codes, let site {
             let shift = shifts[m]
+            if shift >= 1 && shift <= 32 {
+                // The common case, branch-free (`|v| < 2^33`, so nothing wraps).
+                let n = Int64(shift), z = Int64(site.quantizer.zeroPoint)
+                let lo = site.range.lowerBound, hi = site.range.upperBound
+                for j in 0..<count {
+                    let q = IntegerRounding.shiftBranchFree(Int64(sums[j]) &+ b, right: n) &+ z
+                    codes[j &* stride] = Int32(truncatingIfNeeded: Swift.min(Swift.max(q, lo), hi))
+                }
+                return
+            }
             for j in 0..<count { codes[j * stride] = site.code(Int64(sums[j]) &+ b, shift: shift) }
         } else if let wide {
             for j in 0..<count { wide[j * stride] = Int64(sums[j]) &+ b }
@@ -153,11 +163,11 @@ struct IntegerLayerKernel: Sendable {
 
     private func fullyConnected(_ x: CodeTensor) -> IntegerValue {
         let n = x.shape[0], m = outputChannels, k = depth, z = Int32(input.zeroPoint)
-        var patches = [Int16](repeating: 0, count: IntegerGEMM.panels(n) * k * IntegerGEMM.columnPanel)
+        var patches = [Int16](repeating: 0, count: IntegerGEMM.packedColumnsCount(columns: n, depth: k))
+        let depth = k
         x.codes.withUnsafeBufferPointer { xs in
             for row in 0..<n {
-                let base = (row / IntegerGEMM.columnPanel) * k * IntegerGEMM.columnPanel + row % IntegerGEMM.columnPanel
-                for j in 0..<k { patches[base + j * IntegerGEMM.columnPanel] = Int16(xs[row * k + j] - z) }
+                for j in 0..<k { patches[IntegerGEMM.columnIndex(k: j, n: row, depth: depth)] = Int16(xs[row * k + j] - z) }
             }
         }
         var sums = [Int32](repeating: 0, count: m * n)

@@ -30,6 +30,14 @@ public enum IntegerRounding {
         return remainder > half || (remainder == half && floor & 1 == 1) ? floor + 1 : floor
     }
 
+    /// `shift(v, right: n)` for `1 <= n <= 62` and `|v| < 2^62`, without branches (for vectorised epilogues):
+    /// with `v = q0 * 2^n + r`, adding `2^(n-1) - 1 + (q0 & 1)` before the arithmetic shift carries into
+    /// `q0` exactly when `r > 2^(n-1)`, or `r = 2^(n-1)` and `q0` is odd.
+    @inlinable @inline(__always)
+    public static func shiftBranchFree(_ v: Int64, right n: Int64) -> Int64 {
+        (v &+ ((Int64(1) &<< (n &- 1)) &- 1) &+ ((v &>> n) & 1)) &>> n
+    }
+
     /// `round_half_even(numerator / denominator)` for `denominator > 0`, exactly (integer division and
     /// remainder, no float): `7 / 2 = 4` (3.5), `5 / 2 = 2` (2.5), `-5 / 2 = -2`, `10 / 4 = 2` (2.5),
     /// `11 / 4 = 3` (2.75).

@@ -38,18 +38,52 @@ public enum UniformQuantization {
     }
 
     /// `mean(|x - x_hat|^p)` over `values` for one scale and zero point: the score of the range search.
+    ///
+    /// The error is measured in steps, `|x - x_hat| = s * d`, so `|x - x_hat|^p = s^p * d^p`. For values inside
+    /// the grid `d` is a rounding residue in [0, 1/2], and `d^p` comes from a table (linear interpolation over
+    /// 4096 intervals, relative error below 1e-6 except near d = 0 where the terms vanish); only clipped values
+    /// need `powf`. That makes the 80-step search over millions of activations affordable on a CPU.
     public static func error(_ values: UnsafeBufferPointer<Float>, scale s: Float, zeroPoint z: Float,
                              grid: QuantizationGrid, power p: Float = 2.4) -> Double {
         guard !values.isEmpty else { return 0 }
         let lo = Float(grid.qmin), hi = Float(grid.qmax)
-        var total: Double = 0
+        let table = ResidueTable.shared(p)
+        var inside = 0.0, clipped = 0.0
         for x in values {
-            let q = Swift.min(Swift.max((x / s).rounded(.toNearestOrEven) + z, lo), hi)
-            let e = abs(x - (q - z) * s)
-            total += Double(p == 2 ? e * e : powf(e, p))
+            let v = x / s, r = v.rounded(.toNearestOrEven), q = r + z
+            if q >= lo && q <= hi {
+                inside += Double(table.value(abs(v - r)))
+            } else {
+                clipped += Double(powf(abs(v - (Swift.min(Swift.max(q, lo), hi) - z)), p))
+            }
         }
-        return total / Double(values.count)
+        return (inside + clipped) * pow(Double(s), Double(p)) / Double(values.count)
     }
+}
+
+/// `d^p` for `d` in [0, 1/2], tabulated with linear interpolation (see `UniformQuantization.error`).
+struct ResidueTable: Sendable {
+    static let intervals = 4096
+    let power: Float
+    let entries: [Float]
+
+    init(power: Float) {
+        self.power = power
+        entries = (0...Self.intervals + 1).map { powf(Float($0) / Float(2 * Self.intervals), power) }
+    }
+
+    @inline(__always)
+    func value(_ d: Float) -> Float {
+        let t = d * Float(2 * Self.intervals)
+        let i = Swift.min(Int(t), Self.intervals)
+        let f = t - Float(i)
+        return entries.withUnsafeBufferPointer { $0[i] + ($0[i + 1] - $0[i]) * f }
+    }
+
+    private static let l24 = ResidueTable(power: 2.4), l2 = ResidueTable(power: 2)
+
+    /// The table for power `p` (2.4 and 2 are kept; others are built on demand).
+    static func shared(_ p: Float) -> ResidueTable { p == 2.4 ? l24 : (p == 2 ? l2 : ResidueTable(power: p)) }
 }
 
 #if canImport(Glibc)

@@ -1,0 +1,43 @@
+import ArgumentParser
+import RAPQ
+
+/// The reconstruction options shared by `quantize` and `demo`.
+struct ReconstructionArguments: ParsableArguments {
+    @Option(help: "Weight-reconstruction iterations per unit.")
+    var iters: Int = 1000
+
+    @Option(help: "Activation-reconstruction iterations per unit (0 turns the activation phase off).")
+    var actIters: Int = 500
+
+    @Option(help: "RAPQ: iterations during which weight exponents are learned before they are hardened (K).")
+    var expIters: Int = 500
+
+    @Option(help: "Mini-batch size of reconstruction.")
+    var batchSize: Int = 32
+
+    @Option(help: "A fixed loss exponent p for every unit (2 turns RAPQ's BN-derived exponent off).")
+    var lp: Float?
+
+    @Option(help: "Coefficient c of RAPQ's BN-derived loss exponent (default 0.9; rapq-reference 0.1).")
+    var lpCoefficient: Float?
+
+    @Option(help: "Stop a unit early when its loss has not improved by 0.1% for this many iterations (0 = never).")
+    var patience: Int = 0
+
+    func validate() throws {
+        guard iters > 0 else { throw ValidationError("--iters must be at least 1") }
+        guard actIters >= 0, expIters >= 0, patience >= 0 else { throw ValidationError("--act-iters, --exp-iters and --patience must not be negative") }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
+        if let lp, !(lp > 0 && lp <= 8) { throw ValidationError("--lp must be in (0, 8]") }
+    }
+
+    func apply(to configuration: inout QuantizationConfiguration) {
+        configuration.reconstruction.iterations = iters
+        configuration.reconstruction.activationIterations = actIters
+        configuration.reconstruction.batchSize = batchSize
+        configuration.reconstruction.patience = patience
+        configuration.exponentIterations = expIters
+        configuration.fixedLossExponent = lp
+        configuration.lossCoefficient = lpCoefficient
+    }
+}

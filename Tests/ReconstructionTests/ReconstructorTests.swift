@@ -1,0 +1,163 @@
+import XCTest
+import Graph
+import Quantization
+import Reconstruction
+import TensorKernels
+
+/// A small end-to-end weight phase on a ResNet-style graph built in code: stem conv + relu, one residual block
+/// (conv-relu-conv-add-relu), global average pool, flatten, gemm.
+final class ReconstructorTests: XCTestCase {
+    static let bits = BitWidths(weights: 2, activations: 4)
+
+    private func network() -> (PreparedNetwork, Tensor) {
+        var data = TestData(seed: 31)
+        func he(_ shape: [Int]) -> Tensor { data.tensor(shape, std: (2 / Float(shape.dropFirst().reduce(1, *))).squareRoot()) }
+        let initializers: [String: Tensor] = [
+            "w0": he([8, 3, 3, 3]), "b0": data.tensor([8], std: 0.1),
+            "w1": he([8, 8, 3, 3]), "b1": data.tensor([8], std: 0.1),
+            "w2": he([8, 8, 3, 3]), "b2": data.tensor([8], std: 0.1),
+            "wfc": he([10, 8]), "bfc": data.tensor([10], std: 0.1),
+        ]
+        let nodes = [
+            convNode("conv0", "x", "w0", "b0", "s0", kernel: 3, pad: 1),
+            Node(name: "relu0", op: .relu, inputs: ["s0"], outputs: ["a0"]),
+            convNode("conv1", "a0", "w1", "b1", "c1", kernel: 3, pad: 1),
+            Node(name: "relu1", op: .relu, inputs: ["c1"], outputs: ["r1"]),
+            convNode("conv2", "r1", "w2", "b2", "c2", kernel: 3, pad: 1),
+            Node(name: "add", op: .add, inputs: ["c2", "a0"], outputs: ["sum"]),
+            Node(name: "relu2", op: .relu, inputs: ["sum"], outputs: ["a2"]),
+            Node(name: "gap", op: .globalAveragePool, inputs: ["a2"], outputs: ["g"]),
+            Node(name: "flatten", op: .flatten(axis: 1), inputs: ["g"], outputs: ["f"]),
+            Node(name: "fc", op: .gemm(alpha: 1, beta: 1, transA: false, transB: true), inputs: ["f", "wfc", "bfc"], outputs: ["logits"]),
+        ]
+        let graph = Graph(name: "tiny-resnet", inputs: [ValueInfo(name: "x", dimensions: [nil, 3, 8, 8])],
+                          outputs: [ValueInfo(name: "logits", dimensions: [nil, 10])], nodes: nodes, initializers: initializers)
+        return (PreparedNetwork(graph), data.tensor([64, 3, 8, 8]))
+    }
+
+    private func options(iterations: Int = 150) -> ReconstructionOptions {
+        var o = ReconstructionOptions()
+        o.iterations = iterations
+        o.activationIterations = 0
+        o.batchSize = 32
+        o.learningRate = 1e-2
+        o.seed = 5
+        return o
+    }
+
+    /// Mean squared error of each unit's output against the FP32 model's, on all samples. The unit's inputs come
+    /// from `context` (its earlier units' weights quantized); its own weights from each of `candidates`.
+    private func unitErrors(_ prepared: PreparedNetwork, _ calibration: Tensor, context: QuantizedNetwork,
+                            candidates: [QuantizedNetwork]) throws -> [[Double]] {
+        let graph = prepared.graph
+        let nodes = Dictionary(uniqueKeysWithValues: graph.nodes.map { ($0.name, $0) })
+        let index = Dictionary(uniqueKeysWithValues: graph.nodes.enumerated().map { ($1.name, $0) })
+        func overrides(_ net: QuantizedNetwork, _ layers: [String]) -> [String: Tensor] {
+            Dictionary(uniqueKeysWithValues: layers.map { name in
+                let layer = net.layers[name]!
+                return (nodes[name]!.inputs[1], Tensor(shape: layer.weightShape, data: layer.dequantizedWeights))
+            })
+        }
+        let contextWeights = overrides(context, prepared.layerNames)
+        var fp = GraphStream(graph: graph, inputs: ["x": calibration])
+        var qs = GraphStream(graph: graph, inputs: ["x": calibration])
+        var result: [[Double]] = []
+        for unit in prepared.units {
+            let first = unit.nodes.map { index[$0]! }.min()!, last = unit.nodes.map { index[$0]! }.max()!
+            try fp.advance(to: last + 1)
+            try qs.advance(to: first, parameters: contextWeights)
+            let target = fp.values[unit.output]!
+            let program = try SubgraphProgram(graph: graph, nodeNames: unit.nodes, output: unit.output)
+            let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.values[$0]!) })
+            result.append(try candidates.map { net in
+                let y = try program.forward(inputs, parameters: overrides(net, unit.layers)).output
+                return zip(y.data, target.data).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) } / Double(y.count)
+            })
+        }
+        return result
+    }
+
+    func testUnitsAreFound() {
+        let (prepared, _) = network()
+        XCTAssertEqual(prepared.units.map(\.kind), [.layer, .residualBlock, .layer])
+        XCTAssertEqual(prepared.units[1].layers, ["conv1", "conv2"])
+    }
+
+    func testReconstructionLowersEveryUnitsErrorFromNaivePowerOfTwo() throws {
+        let (prepared, calibration) = network()
+        let naive = try calibrate(prepared, calibration: calibration,
+                                  options: CalibrationOptions(bits: Self.bits, scalePolicy: .nearestPowerOfTwo), method: "naive-pot+recon")
+        let reconstructor = try Reconstructor(prepared: prepared, calibration: calibration, options: options())
+        var events: [ReconstructionEvent] = []
+        let start = Date()
+        let reconstructed = try reconstructor.reconstructWeights(naive) { events.append($0) }
+        print("weight phase, 3 units x 150 iterations: \(Date().timeIntervalSince(start)) s")
+        XCTAssertEqual(events.filter { $0.iteration == 150 }.count, prepared.units.count)
+        XCTAssertTrue(events.allSatisfy { $0.phase == "weights" && $0.reconstructionLoss.isFinite })
+
+        for (name, layer) in reconstructed.layers {
+            // Fixed (naive PoT) scales are kept; only the rounding moved.
+            XCTAssertEqual(layer.weight, naive.layers[name]!.weight, name)
+            XCTAssertTrue(layer.codes.allSatisfy { (Int32(layer.weight.grid.qmin)...Int32(layer.weight.grid.qmax)).contains($0) })
+        }
+        XCTAssertGreaterThan(zip(prepared.layerNames.map { reconstructed.layers[$0]!.codes }, prepared.layerNames.map { naive.layers[$0]!.codes })
+            .map { zip($0, $1).filter { $0 != $1 }.count }.reduce(0, +), 0, "no rounding decision changed")
+
+        let errors = try unitErrors(prepared, calibration, context: reconstructed, candidates: [naive, reconstructed])
+        for (unit, e) in zip(prepared.units, errors) {
+            print("\(unit.name): naive \(e[0]) -> reconstructed \(e[1])")
+            XCTAssertLessThan(e[1], e[0], unit.name)
+        }
+        // The whole network's output error drops too.
+        let whole = try unitErrors(prepared, calibration, context: naive, candidates: [naive]).last![0]
+        let wholeAfter = try unitErrors(prepared, calibration, context: reconstructed, candidates: [reconstructed]).last![0]
+        print("logits: naive \(whole) -> reconstructed \(wholeAfter)")
+        XCTAssertLessThan(wholeAfter, whole)
+    }
+
+    func testLearnedExponentsEndAsPowersOfTwo() throws {
+        let (prepared, calibration) = network()
+        let float = try calibrate(prepared, calibration: calibration,
+                                  options: CalibrationOptions(bits: Self.bits, scalePolicy: .float, activationPolicy: .nearestPowerOfTwo), method: "rapq")
+        var o = options()
+        o.exponentIterations = 50
+        o.exponentHardening = .hard
+        let rapq = try Reconstructor(prepared: prepared, calibration: calibration, options: o).reconstructWeights(float) { _ in }
+        for name in prepared.layerNames {
+            let layer = rapq.layers[name]!, s0 = float.layers[name]!.weight.scales
+            guard let exponents = layer.weight.exponents else { return XCTFail("\(name): scales \(layer.weight.scales) are not all powers of two") }
+            XCTAssertNotNil(layer.weight.integerZeroPoints, name)
+            for (c, e) in exponents.enumerated() {
+                let floor = Int(log2(Double(s0[c])).rounded(.down))
+                XCTAssertTrue(e == floor || e == floor + 1, "\(name) channel \(c): 2^\(e) from \(s0[c])")
+            }
+            XCTAssertTrue(layer.codes.allSatisfy { (Int32(layer.weight.grid.qmin)...Int32(layer.weight.grid.qmax)).contains($0) })
+        }
+        let errors = try unitErrors(prepared, calibration, context: rapq, candidates: [rapq])
+        XCTAssertTrue(errors.allSatisfy { $0[0].isFinite })
+
+        // The release's frozen fractional exponents leave (almost all) scales off powers of two.
+        o.exponentHardening = .frozenFractional
+        let reference = try Reconstructor(prepared: prepared, calibration: calibration, options: o).reconstructWeights(float) { _ in }
+        let nonPoT = prepared.layerNames.flatMap { reference.layers[$0]!.weight.scales }.filter { PowerOfTwo.exactExponent($0) == nil }.count
+        XCTAssertGreaterThan(nonPoT, 0)
+    }
+
+    func testSameSeedSameResult() throws {
+        let (prepared, calibration) = network()
+        let naive = try calibrate(prepared, calibration: calibration,
+                                  options: CalibrationOptions(bits: Self.bits, scalePolicy: .nearestPowerOfTwo), method: "naive-pot+recon")
+        let reconstructor = try Reconstructor(prepared: prepared, calibration: calibration, options: options(iterations: 20))
+        let a = try reconstructor.reconstructWeights(naive) { _ in }, b = try reconstructor.reconstructWeights(naive) { _ in }
+        XCTAssertEqual(a.layers, b.layers)
+    }
+
+    func testRejectsTooFewSamplesAndZeroIterations() {
+        let (prepared, calibration) = network()
+        var o = options()
+        o.batchSize = 65
+        XCTAssertThrowsError(try Reconstructor(prepared: prepared, calibration: calibration, options: o))
+        o = options(iterations: 0)
+        XCTAssertThrowsError(try Reconstructor(prepared: prepared, calibration: calibration, options: o))
+    }
+}
