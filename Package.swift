@@ -42,7 +42,7 @@ let package = Package(
         .testTarget(name: "TensorKernelsTests", dependencies: ["TensorKernels"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNX", "DataIO"], resources: [.copy("Resources")]),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Graph"], resources: [.copy("Resources")]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "DataIO"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "DataIO", "ONNX"]),
         .testTarget(name: "ReconstructionTests", dependencies: ["Reconstruction", "Quantization", "Graph"]),
         .testTarget(name: "EndToEndTests", dependencies: ["RAPQ"]),
     ],

@@ -18,9 +18,23 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Show every layer, not only the summary.")
     var layers = false
 
+    @Flag(help: "Show the reconstruction units found after BN folding (residual blocks, inverted residuals, single layers).")
+    var units = false
+
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
         let report = try ModelInspection(contentsOf: URL(fileURLWithPath: model), batch: batch)
         print(report.text(showLayers: layers))
+        if units {
+            let prepared = PreparedNetwork(report.graph)
+            print("\nreconstruction units (\(prepared.units.count)), after folding \(prepared.gammas.count) BatchNormalization nodes:")
+            for (i, unit) in prepared.units.enumerated() {
+                let p = ReconstructionLoss.exponent(gammas: unit.lossLayer.flatMap { prepared.gammas[$0] }, c: 0.9)
+                print(String(format: "%3d  %-17@ layers %@  in %@ -> out %@  (p %.1f at c 0.9)", i + 1, unit.kind.rawValue as NSString,
+                             unit.layers.joined(separator: ", "), unit.inputs.joined(separator: ", "), unit.output, p))
+            }
+            let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: BitWidths(weights: 4, activations: 4))
+            print("activation quantizers (\(sites.count)): " + sites.map { "\($0.tensor)\($0.nonNegative ? "" : " (signed)")" }.joined(separator: ", "))
+        }
     }
 }
