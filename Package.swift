@@ -17,16 +17,17 @@ let package = Package(
             name: "CBLAS",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "TensorKernels", dependencies: ["CBLAS"]),
-        .target(name: "Graph", dependencies: ["TensorKernels"]),
+        .target(name: "TensorKernels", dependencies: ["CBLAS"], swiftSettings: optimizedInDebug),
+        .target(name: "Graph", dependencies: ["TensorKernels"], swiftSettings: optimizedInDebug),
         .target(
             name: "ONNX",
             dependencies: ["Graph", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["onnx-subset.proto", "README.md"]
         ),
         .target(name: "DataIO", dependencies: ["TensorKernels"]),
-        .target(name: "Quantization", dependencies: ["Graph", "ONNX", "DataIO"], exclude: ["Export/README.md", "Integer/README.md"]),
-        .target(name: "Reconstruction", dependencies: ["Quantization"]),
+        .target(name: "Quantization", dependencies: ["Graph", "ONNX", "DataIO"], exclude: ["Export/README.md", "Integer/README.md"],
+                swiftSettings: optimizedInDebug),
+        .target(name: "Reconstruction", dependencies: ["Quantization", "DataIO"], swiftSettings: optimizedInDebug),
         .target(
             name: "RAPQ",
             dependencies: ["Reconstruction", "Quantization", "ONNX", "Graph", "DataIO", "TensorKernels"]
@@ -48,3 +49,7 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+/// The numeric targets are optimised in debug builds too: their hot loops run 10-50x slower unoptimised,
+/// which would make `swift test` (a debug build) take tens of minutes. Testability is kept.
+var optimizedInDebug: [SwiftSetting] { [.unsafeFlags(["-O", "-enable-testing"], .when(configuration: .debug))] }

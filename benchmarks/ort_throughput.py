@@ -3,12 +3,14 @@
 
 Usage: ort_throughput.py MODEL.onnx [--batch 32] [--threads 2] [--runs 7] [--warmup 2] [--input X.npy]
 Input: X.npy (first --batch rows, tiled if shorter) or, without it, seeded N(0,1) data shaped like the
-model input (symbolic dims set to --batch). Reports the median images/s over --runs timed runs.
+model input (symbolic dims set to --batch). Reports the median images/s over --runs timed runs and the
+process's peak RSS (ru_maxrss, which includes the Python interpreter and numpy).
 """
 import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 
@@ -51,6 +53,8 @@ def main():
         "engine": "onnxruntime", "version": ort.__version__, "model": os.path.basename(a.model),
         "batch": len(x), "threads": a.threads, "runs": a.runs, "median_s": round(med, 6),
         "min_s": round(min(times), 6), "images_per_s": round(len(x) / med, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "unset"),
         "machine": platform.machine(), "cpus": os.cpu_count()}))
 
 

@@ -52,7 +52,8 @@ def main():
     if os.path.exists(labels) and y.ndim == 2:
         lab = np.load(labels)
         t1, t5 = topk_counts(y, lab)
-        print(f"top-1 {t1}/{len(lab)}  top-5 {t5}/{len(lab)}  predicted {y.argmax(1).tolist()}")
+        shown = f"  predicted {y.argmax(1).tolist()}" if len(lab) <= 50 else ""
+        print(f"top-1 {t1}/{len(lab)} ({t1 / len(lab):.2%})  top-5 {t5}/{len(lab)}{shown}")
 
 
 if __name__ == "__main__":

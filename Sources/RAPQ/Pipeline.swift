@@ -22,6 +22,10 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     public var lossCoefficient: Float?
     /// A fixed loss exponent for every unit (`--lp 2` turns RAPQ's BN-derived exponent off).
     public var fixedLossExponent: Float?
+    /// Folder for a checkpoint after each reconstructed unit (nil: none).
+    public var checkpointFolder: URL?
+    /// Continue from the checkpoint in `checkpointFolder` (it must exist and match this run).
+    public var resume = false
 
     /// A configuration; defaults follow METHOD.md.
     public init(method: QuantizationMethod = .potMse, weightBits: Int = 4, activationBits: Int = 4, firstLastBits: Int = 8,
@@ -44,8 +48,9 @@ public enum QuantizationProgress: Sendable {
 }
 
 /// Quantizes an FP32 `model` with unlabelled `calibration` samples (batch first, shaped like the model's input).
+/// `progress` sees each stage and reconstruction step; an error it throws stops the run there (cancellation).
 public func quantize(model: Graph, calibration: Tensor, configuration: QuantizationConfiguration,
-                     progress: (QuantizationProgress) -> Void = { _ in }) throws -> QuantizedNetwork {
+                     progress: (QuantizationProgress) throws -> Void = { _ in }) throws -> QuantizedNetwork {
     guard let input = model.inputs.first, model.inputs.count == 1 else {
         throw QuantizationError.badCalibration("the model must have exactly one input, it has \(model.inputs.count)")
     }
@@ -55,15 +60,15 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
         throw QuantizationError.badCalibration("samples have shape \(calibration.shape) but the model input '\(input.name)' is \(input.dimensions.map { $0.map(String.init) ?? "N" })")
     }
     guard calibration.data.allSatisfy(\.isFinite) else { throw QuantizationError.badCalibration("samples contain NaN or infinite values") }
-    progress(.status("preparing: folding BatchNorm, finding units"))
+    try progress(.status("preparing: folding BatchNorm, finding units"))
     let prepared = PreparedNetwork(model)
-    progress(.status("found \(prepared.units.count) reconstruction units, \(prepared.layerNames.count) layers"))
+    try progress(.status("found \(prepared.units.count) reconstruction units, \(prepared.layerNames.count) layers"))
     let method = configuration.method
     var bits = configuration.bits
     if method == .rapqReference { bits.lowBitClassifierInput = true }
     let options = CalibrationOptions(bits: bits, scalePolicy: method.weightPolicy, activationPolicy: method.activationPolicy,
                                      symmetricWeights: configuration.symmetricWeights, activationSamples: configuration.activationSamples)
-    progress(.status("calibrating weights and activations (\(Swift.min(configuration.activationSamples, calibration.shape[0])) samples)"))
+    try progress(.status("calibrating weights and activations (\(Swift.min(configuration.activationSamples, calibration.shape[0])) samples)"))
     var network = try calibrate(prepared, calibration: calibration, options: options, method: method.rawValue)
     guard method.reconstructs else { return network }
 
@@ -71,16 +76,52 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
                                                       fixedLossExponent: configuration.fixedLossExponent,
                                                       exponentIterations: configuration.exponentIterations)
     let reconstructor = try Reconstructor(prepared: prepared, calibration: calibration, options: reconstruction)
-    progress(.status("reconstructing weights: \(prepared.units.count) units x \(reconstruction.iterations) iterations"))
-    network = try reconstructor.reconstructWeights(network) { progress(.reconstruction($0)) }
-    let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
-    network.activations = try initialiseActivations(of: network, sites: sites, samples: calibration, count: configuration.activationSamples,
-                                                    policy: method.activationPolicy)
-    fitBiasesInInt32(&network)
+    let store = try configuration.checkpointFolder.map {
+        try CheckpointStore(folder: $0, fingerprint: fingerprint(of: prepared, calibration: calibration, configuration: configuration, options: reconstruction))
+    }
+    var position = ReconstructionPosition(phase: "weights", completedUnits: 0)
+    if configuration.resume {
+        guard let store else { throw CheckpointError.missing(folder: "(no folder given)") }
+        guard let saved = try store.load() else { throw CheckpointError.missing(folder: store.folder.path) }
+        network = saved.network
+        position = saved.position
+        try progress(.status("resuming from \(store.folder.path): \(position.phase) phase, \(position.completedUnits) of \(prepared.units.count) units done"))
+    }
+    let units = prepared.units.count
+    if position.phase == "weights" {
+        if position.completedUnits < units {
+            try progress(.status("reconstructing weights: \(units) units x \(reconstruction.iterations) iterations"))
+        }
+        network = try reconstructor.reconstructWeights(network, firstUnit: position.completedUnits, unitDone: { net, done in
+            try store?.save(net, at: ReconstructionPosition(phase: "weights", completedUnits: done))
+        }) { try progress(.reconstruction($0)) }
+        let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
+        network.activations = try initialiseActivations(of: network, sites: sites, samples: calibration, count: configuration.activationSamples,
+                                                        policy: method.activationPolicy)
+        fitBiasesInInt32(&network)
+        position = ReconstructionPosition(phase: "activations", completedUnits: 0)
+        try store?.save(network, at: position)
+    }
     if reconstruction.activationIterations > 0 {
-        progress(.status("reconstructing activations: \(prepared.units.count) units x \(reconstruction.activationIterations) iterations"))
-        network = try reconstructor.reconstructActivations(network) { progress(.reconstruction($0)) }
+        try progress(.status("reconstructing activations: \(units) units x \(reconstruction.activationIterations) iterations"))
+        network = try reconstructor.reconstructActivations(network, firstUnit: position.completedUnits, unitDone: { net, done in
+            try store?.save(net, at: ReconstructionPosition(phase: "activations", completedUnits: done))
+        }) { try progress(.reconstruction($0)) }
         fitBiasesInInt32(&network)
     }
     return network
+}
+
+/// What a checkpoint must match to be resumed: the prepared model, the calibration data and every option.
+private func fingerprint(of prepared: PreparedNetwork, calibration: Tensor, configuration: QuantizationConfiguration,
+                         options: ReconstructionOptions) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    let optionText = (try? encoder.encode(options)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    let bitsText = (try? encoder.encode(configuration.bits)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    let names = prepared.graph.initializers.keys.sorted()
+    return CheckpointStore.fingerprint(
+        strings: [configuration.method.rawValue, bitsText, optionText, "\(configuration.symmetricWeights)", "\(configuration.activationSamples)",
+                  "\(calibration.shape)"] + prepared.graph.nodes.map(\.name) + names,
+        arrays: [calibration.data] + names.map { prepared.graph.initializers[$0]!.data })
 }

@@ -44,20 +44,37 @@ public struct Reconstructor {
         return (indices.min()!, indices.max()!)
     }
 
+    /// The mini-batch generator of unit `k` in a phase: seeded per unit, so a resumed run draws exactly
+    /// the batches an uninterrupted one would.
+    private func generator(phase: UInt64, unit k: Int) -> SeededGenerator {
+        SeededGenerator(seed: options.seed ^ (phase &* 0xD1B5_4A32_D192_ED03) ^ (UInt64(k + 1) &* 0x9E37_79B9_7F4A_7C15))
+    }
+
     /// The weight phase over every unit: returns `network` with hard-rounded (and, for RAPQ, power-of-two) weights.
-    public func reconstructWeights(_ network: QuantizedNetwork, progress: (ReconstructionEvent) -> Void) throws -> QuantizedNetwork {
+    /// Units before `firstUnit` are taken as already done in `network` (resume); `unitDone(network, k)` is
+    /// called after each unit with the units `0..<k` finished (for checkpoints).
+    public func reconstructWeights(_ network: QuantizedNetwork, firstUnit: Int = 0,
+                                   unitDone: (QuantizedNetwork, Int) throws -> Void = { _, _ in },
+                                   progress: (ReconstructionEvent) throws -> Void) throws -> QuantizedNetwork {
         var net = network
         let graph = prepared.graph
         var fp = GraphStream(graph: graph, inputs: [inputName: calibration])
         var qs = GraphStream(graph: graph, inputs: [inputName: calibration])
         var overrides: [String: Tensor] = [:]
-        var rng = SeededGenerator(seed: options.seed)
         let nodes = Dictionary(uniqueKeysWithValues: graph.nodes.map { ($0.name, $0) })
         let schedule = RoundingRegularizer(weight: options.roundingWeight, iterations: options.iterations, warmup: options.warmup)
         let exponentSchedule = RoundingRegularizer(weight: 10 * options.roundingWeight, iterations: options.iterations, warmup: options.warmup)
 
         for (k, unit) in net.units.enumerated() {
             let (first, last) = span(of: unit)
+            if k < firstUnit {
+                for name in unit.layers {
+                    let layer = net.layers[name]!
+                    overrides[nodes[name]!.inputs[1]] = Tensor(shape: layer.weightShape, data: layer.dequantizedWeights)
+                }
+                continue
+            }
+            var rng = generator(phase: 1, unit: k)
             try fp.advance(to: first)
             try qs.advance(to: first, parameters: overrides)
             let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.values[$0]!) })
@@ -97,7 +114,7 @@ public struct Reconstructor {
                 meter.add(loss, regularisers.0, regularisers.1)
                 iteration += 1
                 if iteration % 50 == 0 || iteration == options.iterations {
-                    progress(event("weights", k, unit, iteration, options.iterations, meter.mean, p))
+                    try progress(event("weights", k, unit, iteration, options.iterations, meter.mean, p))
                     meter = LossMeter()
                 }
                 if stopper.shouldStop(iteration: iteration, loss: loss) { break }
@@ -108,22 +125,26 @@ public struct Reconstructor {
                 net.layers[layer.node] = layer
                 overrides[weightNames[i]] = Tensor(shape: layer.weightShape, data: layer.dequantizedWeights)
             }
+            try unitDone(net, k + 1)
         }
         return net
     }
 
     /// The activation phase over every unit: each unit's activation quantizers learn their log2-scale
     /// (rounded to an integer exponent by a straight-through estimator when `powerOfTwoActivations`).
-    public func reconstructActivations(_ network: QuantizedNetwork, progress: (ReconstructionEvent) -> Void) throws -> QuantizedNetwork {
+    /// `firstUnit` and `unitDone` work as in `reconstructWeights`.
+    public func reconstructActivations(_ network: QuantizedNetwork, firstUnit: Int = 0,
+                                       unitDone: (QuantizedNetwork, Int) throws -> Void = { _, _ in },
+                                       progress: (ReconstructionEvent) throws -> Void) throws -> QuantizedNetwork {
         var net = network
         guard options.activationIterations > 0 else { return net }
         let graph = net.simulationGraph()
         var fp = GraphStream(graph: prepared.graph, inputs: [inputName: calibration])
         var qs = GraphStream(graph: graph, inputs: [inputName: fakeQuantized(calibration, net.activations[inputName])])
-        var rng = SeededGenerator(seed: options.seed &+ 1)
         let schedule = options.activationIterations
 
-        for (k, unit) in net.units.enumerated() {
+        for (k, unit) in net.units.enumerated() where k >= firstUnit {
+            var rng = generator(phase: 2, unit: k)
             let (first, last) = span(of: unit)
             let current = net.activations
             try fp.advance(to: first)
@@ -159,7 +180,7 @@ public struct Reconstructor {
                     learner.step(scaleGradients, iteration: iteration, of: schedule)
                     meter.add(loss, 0, 0)
                     if (iteration + 1) % 50 == 0 || iteration + 1 == schedule {
-                        progress(event("activations", k, unit, iteration + 1, schedule, meter.mean, p))
+                        try progress(event("activations", k, unit, iteration + 1, schedule, meter.mean, p))
                         meter = LossMeter()
                     }
                 }
@@ -167,6 +188,7 @@ public struct Reconstructor {
             }
             let updated = net.activations
             try qs.advance(to: last + 1) { name, t in updated[name].map { q in var x = t; fakeQuantize(&x, with: q); return x } }
+            try unitDone(net, k + 1)
         }
         return net
     }

@@ -1,1 +1,348 @@
-print("bench")
+// rapq-bench: speed and memory measurements of the RAPQ engine (benchmarks, not tests).
+//
+//   rapq-bench kernels [--reps 7]
+//   rapq-bench lite0   --model M.onnx [--batch 32] [--runs 7] [--input X.npy]
+//   rapq-bench integer --model M.rapq --reference FP32.onnx [--batch 32] [--runs 5] [--input X.npy]
+//   rapq-bench memory  --model M.onnx|M.rapq [--batch 32] [--input X.npy] [--integer]
+//
+// Each measurement prints one JSON line (prefixed by nothing, so `grep '^{'` selects them) and one
+// human-readable line (prefixed by "# "). Times are medians over the timed repetitions after warm-up.
+import Foundation
+import RAPQ
+
+// MARK: - Small helpers
+
+/// Prints an ordered JSON object on one line.
+func emit(_ fields: [(String, Any)]) {
+    func encode(_ value: Any) -> String {
+        switch value {
+        case let s as String:
+            let escaped = s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            return "\"\(escaped)\""
+        case let d as Double: return d.isFinite ? String(format: "%.6g", d) : "null"
+        case let f as Float: return encode(Double(f))
+        case let i as Int: return String(i)
+        case let b as Bool: return b ? "true" : "false"
+        case let a as [Int]: return "[" + a.map(String.init).joined(separator: ",") + "]"
+        case let a as [Double]: return "[" + a.map { encode($0) }.joined(separator: ",") + "]"
+        case Optional<Any>.none: return "null"
+        default: return "\"\(value)\""
+        }
+    }
+    print("{" + fields.map { "\"\($0.0)\":\(encode($0.1))" }.joined(separator: ",") + "}")
+    fflush(stdout)
+}
+
+/// Prints a human-readable line.
+func say(_ text: String) {
+    print("# " + text)
+    fflush(stdout)
+}
+
+/// Monotonic wall time in seconds.
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
+}
+
+/// A field of /proc/self/status in kB (VmHWM: peak resident set size, VmRSS: current).
+func procStatusKB(_ field: String) -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
+    for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+        let digits = line.dropFirst(field.count + 1).filter(\.isNumber)
+        return Int(digits) ?? -1
+    }
+    return -1
+}
+
+/// Environment facts every record carries, so both OPENBLAS_CORETYPE settings can be told apart.
+func environmentFields() -> [(String, Any)] {
+    let env = ProcessInfo.processInfo.environment
+    return [("openblas_coretype", env["OPENBLAS_CORETYPE"] ?? "unset"), ("threads", Parallel.threadCount)]
+}
+
+/// Times `body` `reps` times after `warmup` untimed calls; returns every timed duration in seconds.
+func timeRuns(warmup: Int, reps: Int, _ body: () throws -> Void) rethrows -> [Double] {
+    for _ in 0..<warmup { try body() }
+    var times: [Double] = []
+    for _ in 0..<reps {
+        let t0 = now()
+        try body()
+        times.append(now() - t0)
+    }
+    return times
+}
+
+/// Command-line options as `--name value` pairs plus bare `--flag`s.
+struct Options {
+    var values: [String: String] = [:]
+    var flags: Set<String> = []
+
+    init(_ args: ArraySlice<String>, flagNames: Set<String>) throws {
+        var it = args.makeIterator()
+        while let a = it.next() {
+            guard a.hasPrefix("--") else { throw BenchError.usage("unexpected argument '\(a)'") }
+            let name = String(a.dropFirst(2))
+            if flagNames.contains(name) { flags.insert(name); continue }
+            guard let v = it.next() else { throw BenchError.usage("\(a) needs a value") }
+            values[name] = v
+        }
+    }
+
+    func int(_ name: String, _ fallback: Int) throws -> Int {
+        guard let text = values[name] else { return fallback }
+        guard let v = Int(text), v > 0 else { throw BenchError.usage("--\(name) must be a positive integer, got '\(text)'") }
+        return v
+    }
+
+    func string(_ name: String) throws -> String {
+        guard let v = values[name] else { throw BenchError.usage("--\(name) is required") }
+        return v
+    }
+}
+
+enum BenchError: Error, CustomStringConvertible {
+    case usage(String)
+    var description: String {
+        switch self {
+        case .usage(let m): return "\(m)\n\n" + usageText
+        }
+    }
+}
+
+let usageText = """
+usage: rapq-bench kernels [--reps 7]
+       rapq-bench lite0   --model M.onnx [--batch 32] [--runs 7] [--input X.npy]
+       rapq-bench integer --model M.rapq --reference FP32.onnx [--batch 32] [--runs 5] [--input X.npy]
+       rapq-bench memory  --model M.onnx|M.rapq [--batch 32] [--input X.npy] [--integer]
+"""
+
+/// A random tensor with a fixed seed (values in [-1, 1)).
+func randomTensor(_ shape: [Int], seed: UInt64) -> Tensor {
+    var state = seed &+ 0x9E37_79B9_7F4A_7C15
+    let n = shape.reduce(1, *)
+    var data = [Float](repeating: 0, count: n)
+    for i in 0..<n {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        data[i] = Float(Int64(bitPattern: state >> 11) & 0xFFFFFF) / Float(1 << 23) - 1
+    }
+    return Tensor(shape: shape, data: data)
+}
+
+/// The model input batch: the first `batch` samples of `path` (tiled when shorter), or seeded noise.
+func inputBatch(path: String?, shape: [Int?], batch: Int) throws -> Tensor {
+    if let path {
+        let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: path))
+        let n = x.shape[0], per = x.count / n
+        var data = [Float]()
+        data.reserveCapacity(batch * per)
+        for i in 0..<batch { data += x.data[(i % n) * per..<(i % n + 1) * per] }
+        return Tensor(shape: [batch] + x.shape.dropFirst(), data: data)
+    }
+    return randomTensor([batch] + shape.dropFirst().map { $0 ?? 1 }, seed: 7)
+}
+
+// MARK: - kernels
+
+/// sgemm GFLOP/s through `BLAS.sgemm`, at BLAS thread counts 1 and `Parallel.threadCount`, and as
+/// `threadCount` concurrent single-thread products (the way the conv kernels use BLAS).
+func benchSgemm(m: Int, n: Int, k: Int, reps: Int) -> Double {
+    let a = randomTensor([m, k], seed: 1), b = randomTensor([k, n], seed: 2)
+    let flops = 2.0 * Double(m) * Double(n) * Double(k)
+    let workers = Parallel.threadCount
+    var best = 0.0
+    var outputs = [[Float]](repeating: [Float](repeating: 0, count: m * n), count: workers)
+    func one(_ w: Int) {
+        a.withUnsafeBufferPointer { A in
+            b.withUnsafeBufferPointer { B in
+                outputs[w].withUnsafeMutableBufferPointer { C in
+                    BLAS.sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: A.baseAddress!, lda: k,
+                               b: B.baseAddress!, ldb: n, beta: 0, c: C.baseAddress!, ldc: n)
+                }
+            }
+        }
+    }
+    for (mode, blasThreads) in [("blas-1-thread", 1), ("blas-\(workers)-threads", workers)] {
+        BLAS.setThreadCount(blasThreads)
+        let times = timeRuns(warmup: 2, reps: reps) { one(0) }
+        let gflops = flops / median(times) / 1e9
+        best = max(best, gflops)
+        emit([("bench", "sgemm"), ("mode", mode), ("m", m), ("n", n), ("k", k), ("reps", reps),
+              ("median_s", median(times)), ("gflops", gflops)] + environmentFields())
+        say(String(format: "sgemm %dx%dx%d %@: %.1f GFLOP/s (median of %d)", m, n, k, mode, gflops, reps))
+    }
+    BLAS.setThreadCount(1)
+    // One single-thread product per worker, concurrently: the aggregate rate the conv kernels can reach.
+    let times = timeRuns(warmup: 2, reps: reps) {
+        outputs.withUnsafeMutableBufferPointer { outs in
+            a.withUnsafeBufferPointer { A in
+                b.withUnsafeBufferPointer { B in
+                    let base = outs.baseAddress!
+                    Parallel.forEach(workers) { w in
+                        base[w].withUnsafeMutableBufferPointer { C in
+                            BLAS.sgemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: A.baseAddress!, lda: k,
+                                       b: B.baseAddress!, ldb: n, beta: 0, c: C.baseAddress!, ldc: n)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let gflops = Double(workers) * flops / median(times) / 1e9
+    best = max(best, gflops)
+    emit([("bench", "sgemm"), ("mode", "\(workers)x-concurrent-1-thread"), ("m", m), ("n", n), ("k", k), ("reps", reps),
+          ("median_s", median(times)), ("gflops", gflops)] + environmentFields())
+    say(String(format: "sgemm %dx%dx%d %dx concurrent 1-thread: %.1f GFLOP/s aggregate (median of %d)", m, n, k, workers, gflops, reps))
+    return best
+}
+
+/// Conv2D forward and backward GFLOP/s for one layer shape, and their fraction of `sgemmRate`.
+func benchConv(name: String, input: [Int], outChannels: Int, groups: Int, reps: Int, sgemmRates: [(String, Double)]) {
+    let c = input[1], h = input[2], w = input[3]
+    let x = randomTensor(input, seed: 3)
+    let weight = randomTensor([outChannels, c / groups, 3, 3], seed: 4).reshaped([outChannels, c / groups, 3, 3])
+    let bias = randomTensor([outChannels], seed: 5)
+    let parameters = Conv2DParameters(window: WindowGeometry(kernel: (3, 3), pads: (1, 1, 1, 1)), groups: groups)
+    // Multiply-adds of the forward pass x 2; the backward pass (input and weight gradients) does twice that.
+    let forwardFlops = 2.0 * Double(input[0] * outChannels * (c / groups) * 9 * h * w)
+    var y = Tensor(shape: [1])
+    let forwardTimes = timeRuns(warmup: 1, reps: reps) { y = Conv2D.forward(x, weight: weight, bias: bias, parameters: parameters) }
+    let dy = randomTensor(y.shape, seed: 6)
+    let backwardTimes = timeRuns(warmup: 1, reps: reps) {
+        _ = Conv2D.backward(x, weight: weight, outputGradient: dy, parameters: parameters, needInputGradient: true)
+    }
+    for (pass, times, flops) in [("forward", forwardTimes, forwardFlops), ("backward", backwardTimes, 2 * forwardFlops)] {
+        let gflops = flops / median(times) / 1e9
+        var fields: [(String, Any)] = [("bench", "conv2d"), ("layer", name), ("pass", pass), ("input", input), ("out_channels", outChannels),
+                                        ("groups", groups), ("reps", reps), ("median_s", median(times)), ("min_s", times.min()!),
+                                        ("gflops", gflops)]
+        var text = String(format: "conv %@ %@: %.3f s, %.1f GFLOP/s", name, pass, median(times), gflops)
+        for (label, rate) in sgemmRates {
+            fields.append(("fraction_of_sgemm_\(label)", gflops / rate))
+            text += String(format: ", %.0f%% of sgemm %@", 100 * gflops / rate, label)
+        }
+        emit(fields + environmentFields())
+        say(text)
+    }
+}
+
+func runKernels(_ options: Options) throws {
+    let reps = try options.int("reps", 7)
+    say("kernels: OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset"), \(Parallel.threadCount) worker threads")
+    let square = benchSgemm(m: 512, n: 512, k: 512, reps: reps)
+    let convShaped = benchSgemm(m: 64, n: 3136, k: 576, reps: reps)
+    let rates = [("512", square), ("64x3136x576", convShaped)]
+    say(String(format: "sgemm reference rates (best mode): 512^3 %.1f, 64x3136x576 %.1f GFLOP/s", square, convShaped))
+    BLAS.setThreadCount(1)
+    benchConv(name: "3x3 64->64 32x64x56x56", input: [32, 64, 56, 56], outChannels: 64, groups: 1, reps: reps, sgemmRates: rates)
+    benchConv(name: "depthwise 3x3 32x96x112x112", input: [32, 96, 112, 112], outChannels: 96, groups: 96, reps: reps, sgemmRates: rates)
+}
+
+// MARK: - lite0 (FP32 engine throughput and peak memory)
+
+func runLite0(_ options: Options) throws {
+    let path = try options.string("model")
+    let batch = try options.int("batch", 32), runs = try options.int("runs", 7)
+    let model = try FloatModel(contentsOf: URL(fileURLWithPath: path))
+    let x = try inputBatch(path: options.values["input"], shape: model.graph.inputs[0].dimensions, batch: batch)
+    let rssLoaded = procStatusKB("VmHWM")
+    let times = try timeRuns(warmup: 1, reps: runs) { _ = try model.predict(x, batchSize: batch) }
+    let med = median(times)
+    let peak = procStatusKB("VmHWM")
+    emit([("bench", "fp32-inference"), ("engine", "rapq-swift"), ("model", (path as NSString).lastPathComponent), ("batch", batch),
+          ("runs", runs), ("median_s", med), ("min_s", times.min()!), ("images_per_s", Double(batch) / med),
+          ("peak_rss_mb", Double(peak) / 1024), ("rss_after_load_mb", Double(rssLoaded) / 1024)] + environmentFields())
+    say(String(format: "FP32 engine %@ batch %d: %.2f images/s (median %.3f s of %d), peak RSS %.0f MB",
+               (path as NSString).lastPathComponent, batch, Double(batch) / med, med, runs, Double(peak) / 1024))
+}
+
+// MARK: - integer (integer engine vs simulation vs FP32 engine)
+
+func runInteger(_ options: Options) throws {
+    let path = try options.string("model"), reference = try options.string("reference")
+    let batch = try options.int("batch", 32), runs = try options.int("runs", 5)
+    let network = try RAPQFile.read(contentsOf: URL(fileURLWithPath: path))
+    let float = try FloatModel(contentsOf: URL(fileURLWithPath: reference))
+    let integer = try IntegerEngine(network), simulation = try Simulation(network)
+    let x = try inputBatch(path: options.values["input"], shape: float.graph.inputs[0].dimensions, batch: batch)
+    let engines: [(String, () throws -> Tensor)] = [
+        ("integer-engine", { try integer.predict(x, batchSize: batch) }),
+        ("fp32-simulation", { try simulation.predict(x, batchSize: batch) }),
+        ("fp32-engine", { try float.predict(x, batchSize: batch) }),
+    ]
+    // Warm-up, then interleave the engines run by run so machine noise hits each alike.
+    for (_, body) in engines { _ = try body() }
+    var times = [[Double]](repeating: [], count: engines.count)
+    for _ in 0..<runs {
+        for (i, (_, body)) in engines.enumerated() {
+            let t0 = now()
+            _ = try body()
+            times[i].append(now() - t0)
+        }
+    }
+    let fp32 = Double(batch) / median(times[2])
+    for (i, (name, _)) in engines.enumerated() {
+        let ips = Double(batch) / median(times[i])
+        emit([("bench", "integer-vs-float"), ("engine", name), ("model", (path as NSString).lastPathComponent), ("method", network.method),
+              ("wbits", network.bits.weights), ("abits", network.bits.activations), ("batch", batch), ("runs", runs),
+              ("median_s", median(times[i])), ("images_per_s", ips), ("ratio_to_fp32_engine", ips / fp32)] + environmentFields())
+        say(String(format: "%@ (%@ W%dA%d) batch %d: %.2f images/s, %.2fx the FP32 engine", name, network.method,
+                   network.bits.weights, network.bits.activations, batch, ips, ips / fp32))
+    }
+}
+
+// MARK: - memory (one forward pass, peak RSS)
+
+func runMemory(_ options: Options) throws {
+    let path = try options.string("model")
+    let batch = try options.int("batch", 32)
+    let start = procStatusKB("VmHWM")
+    let t0 = now()
+    let engine: String
+    if path.hasSuffix(".rapq") {
+        let network = try RAPQFile.read(contentsOf: URL(fileURLWithPath: path))
+        let shape = network.graph.inputs[0].dimensions
+        let x = try inputBatch(path: options.values["input"], shape: shape, batch: batch)
+        if options.flags.contains("integer") {
+            engine = "integer-engine"
+            _ = try IntegerEngine(network).predict(x, batchSize: batch)
+        } else {
+            engine = "fp32-simulation"
+            _ = try Simulation(network).predict(x, batchSize: batch)
+        }
+    } else {
+        engine = "fp32-engine"
+        let model = try FloatModel(contentsOf: URL(fileURLWithPath: path))
+        let x = try inputBatch(path: options.values["input"], shape: model.graph.inputs[0].dimensions, batch: batch)
+        _ = try model.predict(x, batchSize: batch)
+    }
+    let peak = procStatusKB("VmHWM")
+    emit([("bench", "memory"), ("engine", engine), ("model", (path as NSString).lastPathComponent), ("batch", batch),
+          ("seconds", now() - t0), ("peak_rss_mb", Double(peak) / 1024), ("rss_at_start_mb", Double(start) / 1024)] + environmentFields())
+    say(String(format: "%@ %@ one pass at batch %d: peak RSS %.0f MB", engine, (path as NSString).lastPathComponent, batch, Double(peak) / 1024))
+}
+
+// MARK: - main
+
+let arguments = CommandLine.arguments
+do {
+    guard arguments.count >= 2 else { throw BenchError.usage("missing subcommand") }
+    let rest = arguments.dropFirst(2)
+    switch arguments[1] {
+    case "kernels": try runKernels(Options(rest, flagNames: []))
+    case "lite0": try runLite0(Options(rest, flagNames: []))
+    case "integer": try runInteger(Options(rest, flagNames: []))
+    case "memory": try runMemory(Options(rest, flagNames: ["integer"]))
+    case "-h", "--help", "help": print(usageText)
+    default: throw BenchError.usage("unknown subcommand '\(arguments[1])'")
+    }
+} catch {
+    FileHandle.standardError.write(Data("rapq-bench: \(error)\n".utf8))
+    exit(1)
+}

@@ -6,7 +6,7 @@ import RAPQ
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Quantize the bundled Fashion-MNIST ResNet to power-of-two W4A4, evaluate it, verify it and export it."
+        abstract: "Quantize the bundled Fashion-MNIST ResNet to power-of-two W2A4 with RAPQ, compare with naive power-of-two rounding, verify and export it."
     )
 
     @Option(help: "Folder holding the bundled models and data (default: the repository's models/).")
@@ -16,13 +16,19 @@ struct DemoCommand: ParsableCommand {
     var outputDir: String = "demo-output"
 
     @Option(help: "Method: \(QuantizationMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var method: QuantizationMethod = .potMse
+    var method: QuantizationMethod = .rapq
 
     @Option(help: "Weight bits.")
-    var wbits: Int = 4
+    var wbits: Int = 2
 
     @Option(help: "Activation bits.")
     var abits: Int = 4
+
+    @Option(help: "Weight-reconstruction iterations per unit (the demo uses few, to finish in about a minute).")
+    var iters: Int = 200
+
+    @Option(help: "Activation-reconstruction iterations per unit.")
+    var actIters: Int = 100
 
     func run() throws {
         let folder = try Self.modelsFolder(models)
@@ -38,18 +44,24 @@ struct DemoCommand: ParsableCommand {
         let reference = try fp32.predict(test)
         print("FP32:                 " + ClassificationMetrics(logits: reference, labels: labels).summary)
 
-        let configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits)
-        var start = Date()
-        let network = try quantize(model: fp32.graph, calibration: calibration, configuration: configuration) { event in
-            if case .status(let line) = event { print("  " + line) }
-        }
+        let baseline = try quantize(model: fp32.graph, calibration: calibration,
+                                    configuration: QuantizationConfiguration(method: .naivePot, weightBits: wbits, activationBits: abits))
+        let naive = try Simulation(baseline).predict(test)
+        print(String(format: "naive-pot W%dA%d:       ", wbits, abits) + ClassificationMetrics(logits: naive, labels: labels, reference: reference).summary)
+
+        var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits)
+        configuration.reconstruction.iterations = iters
+        configuration.reconstruction.activationIterations = actIters
+        configuration.exponentIterations = Swift.min(configuration.exponentIterations, iters / 2)
+        let start = Date()
+        let reporter = ProgressReporter()
+        let network = try quantize(model: fp32.graph, calibration: calibration, configuration: configuration) { reporter.report($0) }
         print(String(format: "quantized with %@ W%dA%d in %.1f s", method.rawValue, wbits, abits, Date().timeIntervalSince(start)))
-        start = Date()
         let simulated = try Simulation(network).predict(test)
-        print("simulated:            " + ClassificationMetrics(logits: simulated, labels: labels, reference: reference).summary)
+        print(String(format: "%@ W%dA%d (simulated): ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: simulated, labels: labels, reference: reference).summary)
         if method.isPowerOfTwo {
             let integer = try IntegerEngine(network).predict(test, batchSize: 32)
-            print("integer-only engine:  " + ClassificationMetrics(logits: integer, labels: labels, reference: reference).summary)
+            print(String(format: "%@ W%dA%d (integer):   ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: integer, labels: labels, reference: reference).summary)
         }
         let rapqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).rapq")
         let qdqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).qdq.onnx")

@@ -12,6 +12,7 @@ final class ProgressReporter {
         case .status(let line):
             if isTerminal { print("\r\u{1B}[K", terminator: "") }
             print(line)
+            fflush(stdout)
         case .reconstruction(let e):
             let fraction = (Double(e.unit - 1) + Double(e.iteration) / Double(e.iterations)) / Double(e.units)
             let eta = fraction > 0 ? e.elapsed * (1 - fraction) / fraction : 0

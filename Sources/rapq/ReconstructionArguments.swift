@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import RAPQ
 
 /// The reconstruction options shared by `quantize` and `demo`.
@@ -24,11 +25,20 @@ struct ReconstructionArguments: ParsableArguments {
     @Option(help: "Stop a unit early when its loss has not improved by 0.1% for this many iterations (0 = never).")
     var patience: Int = 0
 
+    @Option(help: "Write a checkpoint to this folder after each reconstructed unit.")
+    var checkpointDir: String?
+
+    @Option(help: "Continue an interrupted run from the checkpoint in this folder (same command, same data); keeps checkpointing there.")
+    var resume: String?
+
     func validate() throws {
         guard iters > 0 else { throw ValidationError("--iters must be at least 1") }
         guard actIters >= 0, expIters >= 0, patience >= 0 else { throw ValidationError("--act-iters, --exp-iters and --patience must not be negative") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
         if let lp, !(lp > 0 && lp <= 8) { throw ValidationError("--lp must be in (0, 8]") }
+        if resume != nil && checkpointDir != nil && resume != checkpointDir {
+            throw ValidationError("--resume continues checkpointing in its own folder; drop --checkpoint-dir or give the same folder")
+        }
     }
 
     func apply(to configuration: inout QuantizationConfiguration) {
@@ -39,5 +49,7 @@ struct ReconstructionArguments: ParsableArguments {
         configuration.exponentIterations = expIters
         configuration.fixedLossExponent = lp
         configuration.lossCoefficient = lpCoefficient
+        if let folder = resume ?? checkpointDir { configuration.checkpointFolder = URL(fileURLWithPath: folder) }
+        configuration.resume = resume != nil
     }
 }

@@ -1,0 +1,109 @@
+import Foundation
+import RAPQ
+import XCTest
+
+/// The public pipeline end to end on the bundled Fashion-MNIST models: methods, power-of-two proof,
+/// determinism, checkpoints and resume.
+final class PipelineTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func model(_ name: String) -> URL { root.appendingPathComponent("models/\(name)") }
+
+    private func calibration(_ n: Int) throws -> Tensor {
+        try NumpyFile.readTensor(contentsOf: Self.model("fmnist-calib-256.npy")).rows(0..<n)
+    }
+
+    private func quick(_ method: QuantizationMethod, wbits: Int = 2, abits: Int = 4) -> QuantizationConfiguration {
+        var c = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, activationSamples: 32, seed: 7)
+        c.reconstruction.iterations = 24
+        c.reconstruction.activationIterations = 12
+        c.exponentIterations = 12
+        return c
+    }
+
+    /// The README's library example, kept compiling and running here.
+    func testReadmeLibraryExample() throws {
+        let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
+        let calibration = try NumpyFile.readTensor(contentsOf: Self.model("fmnist-calib-256.npy"))
+        var configuration = QuantizationConfiguration(method: .rapq, weightBits: 4, activationBits: 4)
+        configuration.reconstruction.iterations = 20        // the CLI default is 1000
+        configuration.reconstruction.activationIterations = 10
+        configuration.exponentIterations = 10
+        let network = try quantize(model: model, calibration: calibration.rows(0..<64), configuration: configuration)
+        let report = VerificationReport(network: network, data: calibration.rows(0..<8))
+        XCTAssertTrue(report.passed, report.text)
+    }
+
+    /// RAPQ produces a pure power-of-two model; the release's behaviour (rapq-reference) does not, and verify says so.
+    func testRapqVerifiesAndReferenceDoesNot() throws {
+        let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-mobilenetv2.onnx"))
+        let data = try calibration(64)
+        let rapq = try quantize(model: model, calibration: data, configuration: quick(.rapq))
+        let report = VerificationReport(network: rapq, data: data.rows(0..<16))
+        XCTAssertTrue(report.passed, report.text)
+        XCTAssertTrue(rapq.layers.values.allSatisfy { $0.weight.exponents != nil })
+
+        let reference = try quantize(model: model, calibration: data, configuration: quick(.rapqReference))
+        let referenceReport = VerificationReport(network: reference, data: nil)
+        XCTAssertFalse(referenceReport.passed, "rapq-reference keeps fractional exponents and must fail verify")
+        XCTAssertFalse(referenceReport.checks[0].passed, referenceReport.text)
+        // Its classifier input is quantized at the low activation bit width.
+        let prepared = PreparedNetwork(model)
+        let lastInput = prepared.graph.nodes.first { $0.name == prepared.layerNames.last! }!.inputs[0]
+        XCTAssertEqual(reference.activationQuantizer(for: lastInput)?.grid.bits, 4)
+        XCTAssertEqual(rapq.activationQuantizer(for: lastInput)?.grid.bits, 8)
+    }
+
+    /// Reconstruction lowers the network's output error against FP32 compared with its starting point.
+    func testReconstructionImprovesOnNaivePowerOfTwo() throws {
+        let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
+        let data = try calibration(128)
+        let fp32 = try FloatModel(graph: model).predict(data)
+        func error(_ n: QuantizedNetwork) throws -> Double {
+            let y = try Simulation(n).predict(data)
+            return zip(y.data, fp32.data).reduce(0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }
+        }
+        var configuration = quick(.naivePotRecon)
+        configuration.reconstruction.iterations = 80
+        configuration.reconstruction.activationIterations = 0
+        let before = try error(try quantize(model: model, calibration: data, configuration: quick(.naivePot)))
+        let after = try error(try quantize(model: model, calibration: data, configuration: configuration))
+        XCTAssertLessThan(after, before)
+    }
+
+    /// Same inputs and seed give the same bytes.
+    func testDeterministicBytes() throws {
+        let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
+        let data = try calibration(64)
+        let a = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: quick(.rapq)))
+        let b = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: quick(.rapq)))
+        XCTAssertEqual(a, b)
+        var other = quick(.rapq)
+        other.seed = 8
+        other.reconstruction.seed = 8
+        XCTAssertNotEqual(a, try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: other)), "the seed must matter")
+    }
+
+    /// An interrupted run resumed from its checkpoint writes the same bytes as an uninterrupted one.
+    func testResumeGivesTheSameBytes() throws {
+        let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
+        let data = try calibration(64)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-resume-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let straight = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: quick(.rapq)))
+
+        struct Interrupt: Error {}
+        var configuration = quick(.rapq)
+        configuration.checkpointFolder = folder
+        for stopAt in [(phase: "weights", unit: 3), (phase: "activations", unit: 2)] {
+            // Thrown from inside the unit's loop, as a crash would stop it: the checkpoint holds the units before it.
+            XCTAssertThrowsError(try quantize(model: model, calibration: data, configuration: configuration) { event in
+                if case .reconstruction(let e) = event, e.phase == stopAt.phase, e.unit == stopAt.unit, e.iteration == e.iterations {
+                    throw Interrupt()
+                }
+            }) { XCTAssertTrue($0 is Interrupt, "\($0)") }
+            configuration.resume = true
+        }
+        let resumed = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: configuration))
+        XCTAssertEqual(resumed, straight)
+    }
+}
