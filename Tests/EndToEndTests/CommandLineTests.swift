@@ -1,0 +1,130 @@
+import Foundation
+import RAPQ
+import XCTest
+
+/// The `rapq` binary on bad input: a clear message, a non-zero exit, and no output file.
+final class CommandLineTests: XCTestCase {
+    static let root = PipelineTests.root
+    static var binary: URL { root.appendingPathComponent(".build/debug/rapq") }
+    var scratch: URL!
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
+            throw XCTSkip("\(Self.binary.path) is not built; run `swift build` first (.ci/run does)")
+        }
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        if let scratch { try? FileManager.default.removeItem(at: scratch) }
+    }
+
+    /// Runs the binary and returns its exit status and combined output.
+    func rapq(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func model(_ name: String) -> String { Self.root.appendingPathComponent("models/\(name)").path }
+
+    func writeNpy(_ tensor: Tensor, _ name: String) throws -> String {
+        let url = scratch.appendingPathComponent(name)
+        try NumpyFile.write(tensor, to: url)
+        return url.path
+    }
+
+    func assertFails(_ arguments: [String], saying phrase: String, noFile: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (status, output) = try rapq(arguments)
+        XCTAssertNotEqual(status, 0, output, file: file, line: line)
+        XCTAssertTrue(output.contains(phrase), "expected '\(phrase)' in: \(output)", file: file, line: line)
+        XCTAssertFalse(output.contains("Fatal error"), output, file: file, line: line)
+        if let noFile { XCTAssertFalse(FileManager.default.fileExists(atPath: noFile), "\(noFile) must not be written", file: file, line: line) }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.contains(".partial") }
+        XCTAssertEqual(leftovers, [], "half-written files left behind", file: file, line: line)
+    }
+
+    func testBadQuantizeArguments() throws {
+        let calib = model("fmnist-calib-256.npy")
+        let out = scratch.appendingPathComponent("out.rapq").path
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "--wbits", "9", "-o", out], saying: "--wbits 9 is out of range", noFile: out)
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "--abits", "1", "-o", out], saying: "--abits 1 is out of range", noFile: out)
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "--method", "rapq", "--iters", "0", "-o", out],
+                        saying: "--iters must be at least 1", noFile: out)
+        try assertFails(["quantize", scratch.appendingPathComponent("missing.onnx").path, "--calib", calib, "-o", out], saying: "missing.onnx", noFile: out)
+    }
+
+    func testBadCalibrationData() throws {
+        let out = scratch.appendingPathComponent("out.rapq").path
+        let wrongShape = try writeNpy(Tensor(shape: [4, 3, 28, 28], repeating: 0.5), "wrong.npy")
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", wrongShape, "-o", out], saying: "samples have shape [4, 3, 28, 28]", noFile: out)
+        var nan = Tensor(shape: [4, 1, 28, 28], repeating: 0.5)
+        nan.data[17] = .nan
+        let nanFile = try writeNpy(nan, "nan.npy")
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", nanFile, "-o", out], saying: "NaN or infinite value at flat index 17", noFile: out)
+        let few = try writeNpy(Tensor(shape: [8, 1, 28, 28], repeating: 0.1), "few.npy")
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", few, "--method", "rapq", "-o", out],
+                        saying: "fewer than the mini-batch of 32", noFile: out)
+        let garbage = scratch.appendingPathComponent("garbage.npy")
+        try Data("not numpy".utf8).write(to: garbage)
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", garbage.path, "-o", out], saying: "not a valid NumPy .npy file", noFile: out)
+    }
+
+    func testCorruptedModelAndUnwritableOutput() throws {
+        let truncated = scratch.appendingPathComponent("truncated.onnx")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: model("fmnist-resnet.onnx")))
+        try bytes.prefix(bytes.count / 3).write(to: truncated)
+        let (status, output) = try rapq(["inspect", truncated.path])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertFalse(output.contains("Fatal error"), output)
+        XCTAssertTrue(output.lowercased().contains("truncated") || output.lowercased().contains("corrupt") || output.lowercased().contains("malformed"), output)
+
+        let unwritable = "/nonexistent-folder/out.rapq"
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "naive-pot", "-o", unwritable],
+                        saying: "cannot write '/nonexistent-folder/out.rapq'", noFile: unwritable)
+    }
+
+    func testEvalAndVerify() throws {
+        let out = scratch.appendingPathComponent("m.rapq").path
+        let (status, output) = try rapq(["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "pot-mse",
+                                         "--wbits", "4", "--abits", "4", "-o", out])
+        XCTAssertEqual(status, 0, output)
+        let verified = try rapq(["verify", out, "--data", model("fmnist-calib-256.npy")])
+        XCTAssertEqual(verified.status, 0, verified.output)
+        XCTAssertTrue(verified.output.contains("verified: every check passed"), verified.output)
+        let evaluated = try rapq(["eval", out, "--integer", "--data", model("fmnist-test-1k.npy"), "--labels", model("fmnist-test-1k-labels.npy")])
+        XCTAssertEqual(evaluated.status, 0, evaluated.output)
+        XCTAssertTrue(evaluated.output.contains("top-1"), evaluated.output)
+        let labels = try writeNpy(Tensor(shape: [5], repeating: 1), "labels.npy")
+        try assertFails(["eval", out, "--data", model("fmnist-test-1k.npy"), "--labels", labels], saying: "--labels has 5 entries")
+        let rtn = scratch.appendingPathComponent("rtn.rapq").path
+        XCTAssertEqual(try rapq(["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "rtn", "-o", rtn]).status, 0)
+        try assertFails(["verify", rtn], saying: "FAIL  weight scales are exact powers of two")
+        try assertFails(["eval", rtn, "--integer", "--data", model("fmnist-test-1k.npy")], saying: "power-of-two")
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "rapq",
+                         "--resume", scratch.appendingPathComponent("empty").path, "-o", out + "2"], saying: "no checkpoint in")
+    }
+
+    /// The same command gives the same bytes on one thread and on all cores.
+    func testOutputDoesNotDependOnThreadCount() throws {
+        var outputs: [Data] = []
+        for threads in ["1", "2"] {
+            let out = scratch.appendingPathComponent("t\(threads).rapq")
+            let run = try rapq(["quantize", model("fmnist-mobilenetv2.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "rapq",
+                                "--wbits", "2", "--abits", "4", "--iters", "16", "--act-iters", "8", "--exp-iters", "8", "-o", out.path],
+                               environment: ["RAPQ_THREADS": threads])
+            XCTAssertEqual(run.status, 0, run.output)
+            outputs.append(try Data(contentsOf: out))
+        }
+        XCTAssertEqual(outputs[0], outputs[1])
+    }
+}
