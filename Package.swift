@@ -17,20 +17,21 @@ let package = Package(
             name: "CBLAS",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "TensorKernels", dependencies: ["CBLAS"], swiftSettings: optimizedInDebug),
-        .target(name: "Graph", dependencies: ["TensorKernels"], swiftSettings: optimizedInDebug),
+        .target(name: "TensorKernels", dependencies: ["CBLAS"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
+        .target(name: "Graph", dependencies: ["TensorKernels"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
         .target(
             name: "ONNX",
             dependencies: ["Graph", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["onnx-subset.proto", "README.md"]
         ),
-        .target(name: "DataIO", dependencies: ["TensorKernels"]),
-        .target(name: "Quantization", dependencies: ["Graph", "ONNX", "DataIO"], exclude: ["Export/README.md", "Integer/README.md"],
+        .target(name: "DataIO", dependencies: ["TensorKernels"], exclude: ["README.md"]),
+        .target(name: "Quantization", dependencies: ["Graph", "ONNX", "DataIO"], exclude: ["README.md", "Export/README.md", "Integer/README.md"],
                 swiftSettings: optimizedInDebug),
-        .target(name: "Reconstruction", dependencies: ["Quantization", "DataIO"], swiftSettings: optimizedInDebug),
+        .target(name: "Reconstruction", dependencies: ["Quantization", "DataIO"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
         .target(
             name: "RAPQ",
-            dependencies: ["Reconstruction", "Quantization", "ONNX", "Graph", "DataIO", "TensorKernels"]
+            dependencies: ["Reconstruction", "Quantization", "ONNX", "Graph", "DataIO", "TensorKernels"],
+            exclude: ["README.md"]
         ),
         .executableTarget(
             name: "rapq",
