@@ -17,12 +17,15 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
 import onnxruntime as ort
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quantize_static)
+from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 
@@ -84,6 +87,11 @@ def main():
     ap.add_argument("--abits", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--calib-batch", type=int, default=20)
+    ap.add_argument("--entropy-bins", type=int, default=0,
+                    help="Entropy only: histogram bins (0 = quantize_static's defaults, 128 bins and 128 quantized bins, "
+                         "with which Entropy returns the MinMax range); with N > 0 the ranges are computed by "
+                         "create_calibrator with N bins and 2^(abits-1) quantized bins and handed to quantize_static "
+                         "through calibration_cache_path")
     ap.add_argument("-o", "--output", required=True)
     a = ap.parse_args()
 
@@ -106,10 +114,23 @@ def main():
     quant_pre_process(a.model, pre, skip_symbolic_shape=True)
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[a.calibrate]
+    cache = a.output + ".ranges.json"
     try:
-        quantize_static(pre, a.output, NpyReader(input_name, calib, a.calib_batch), quant_format=QuantFormat.QDQ,
+        reader, cache_path = NpyReader(input_name, calib, a.calib_batch), None
+        if a.calibrate == "entropy" and a.entropy_bins > 0:
+            with tempfile.TemporaryDirectory(prefix="ort-entropy.") as d:
+                ops = list(set(QLinearOpsRegistry.keys()) | set(QDQRegistry.keys()))
+                cal = create_calibrator(pre, ops, augmented_model_path=os.path.join(d, "augmented.onnx"),
+                                        calibrate_method=method,
+                                        extra_options={"num_bins": a.entropy_bins, "num_quantized_bins": 2 ** (a.abits - 1)})
+                cal.collect_data(reader)
+                save_tensors_data(cal.compute_data(), cache)
+                del cal
+            reader, cache_path = None, cache
+            record.update({"entropy_bins": a.entropy_bins, "entropy_quantized_bins": 2 ** (a.abits - 1)})
+        quantize_static(pre, a.output, reader, quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=weight_type, activation_type=activation_type,
-                        calibrate_method=method)
+                        calibrate_method=method, calibration_cache_path=cache_path)
         quantize_seconds = time.perf_counter() - t0
         fp32 = run(session(a.model, a.threads), x)
         quantized = run(session(a.output, a.threads), x)
@@ -118,8 +139,9 @@ def main():
         print(json.dumps(record))
         sys.exit(4)
     finally:
-        if os.path.exists(pre):
-            os.remove(pre)
+        for f in (pre, cache):
+            if os.path.exists(f):
+                os.remove(f)
     record.update({"status": "ok", "calib_samples": int(len(calib)), "quantize_s": round(quantize_seconds, 2)})
     record.update(metrics(quantized, labels, fp32))
     print(json.dumps(record))

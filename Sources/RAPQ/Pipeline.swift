@@ -22,6 +22,9 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     public var lossCoefficient: Float?
     /// A fixed loss exponent for every unit (`--lp 2` turns RAPQ's BN-derived exponent off).
     public var fixedLossExponent: Float?
+    /// Bits of a quantizer on each convolution output that feeds a residual Add (0: none, METHOD §2's
+    /// default; 8 lets onnxruntime fuse every convolution of a QDQ export into `QLinearConv`).
+    public var residualInputBits = 0
     /// Folder for a checkpoint after each reconstructed unit (nil: none).
     public var checkpointFolder: URL?
     /// Continue from the checkpoint in `checkpointFolder` (it must exist and match this run).
@@ -66,6 +69,7 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     let method = configuration.method
     var bits = configuration.bits
     if method == .rapqReference { bits.lowBitClassifierInput = true }
+    bits.residualInputs = configuration.residualInputBits
     let options = CalibrationOptions(bits: bits, scalePolicy: method.weightPolicy, activationPolicy: method.activationPolicy,
                                      symmetricWeights: configuration.symmetricWeights, activationSamples: configuration.activationSamples)
     try progress(.status("calibrating weights and activations (\(Swift.min(configuration.activationSamples, calibration.shape[0])) samples)"))

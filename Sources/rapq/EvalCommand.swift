@@ -27,6 +27,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Samples per forward pass.")
     var batch: Int = 32
 
+    @Option(help: "Also write the logits to this .npy file.")
+    var saveLogits: String?
+
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
         let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: data))
@@ -39,6 +42,7 @@ struct EvalCommand: ParsableCommand {
             labelValues = values
         }
         let logits = try LoadedModel(path: model).predict(x, integer: integer, batchSize: batch)
+        if let saveLogits { try NumpyFile.write(logits, to: URL(fileURLWithPath: saveLogits)) }
         let referenceLogits = try reference.map { try FloatModel(contentsOf: URL(fileURLWithPath: $0)).predict(x, batchSize: batch) }
         print(ClassificationMetrics(logits: logits, labels: labelValues, reference: referenceLogits).summary)
     }

@@ -37,6 +37,9 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "Symmetric weights (zero point 0) instead of asymmetric.")
     var symmetric = false
 
+    @Option(help: "Quantize the convolution outputs that feed residual Adds at this many bits (0 = no, as in the paper; 8 makes every conv of a QDQ export fuse into onnxruntime's QLinearConv).")
+    var residualInputBits: Int = 0
+
     @Option(help: "Calibration samples used to initialise activation quantizers.")
     var activationSamples: Int = 64
 
@@ -57,6 +60,7 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("\(name) \(bits) is out of range; use 2 to 8")
         }
         guard activationSamples > 0 else { throw ValidationError("--activation-samples must be at least 1") }
+        guard residualInputBits == 0 || (2...8).contains(residualInputBits) else { throw ValidationError("--residual-input-bits must be 0 or 2 to 8") }
         try reconstruction.validate()
     }
 
@@ -67,6 +71,7 @@ struct QuantizeCommand: ParsableCommand {
         let calibration = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: calib))
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,
                                                       symmetricWeights: symmetric, activationSamples: activationSamples, seed: seed)
+        configuration.residualInputBits = residualInputBits
         reconstruction.apply(to: &configuration)
         let start = Date()
         let reporter = ProgressReporter()

@@ -22,6 +22,11 @@ public struct BitWidths: Equatable, Codable, Sendable {
     /// Quantize the last layer's input at `activations` bits instead of `firstLast` (the authors' release
     /// does, inheriting it from BRECQ).
     public var lowBitClassifierInput = false
+    /// When non-zero, the outputs of convolutions that feed a residual Add (main branch and shortcut) get
+    /// their own quantizer of this many bits. METHOD §2 leaves them unquantized (the integer engine adds the
+    /// int32 accumulators exactly); onnxruntime can only fuse a convolution into `QLinearConv` when its
+    /// output is quantized, so this is the setting for QDQ models that must run fully integer there.
+    public var residualInputs = 0
 
     /// Bit widths from their parts.
     public init(weights: Int, activations: Int, firstLast: Int = 8) {
@@ -71,6 +76,14 @@ public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUni
     }
     for layer in layers { add(layer.inputs[0]) }
     for unit in units { add(unit.output) }
+    var residual = Set<String>()
+    if bits.residualInputs > 0 {
+        for node in graph.nodes where node.op == .add {
+            for input in node.inputs {
+                if let p = producer[input], case .conv = p.op { add(input); residual.insert(input) }
+            }
+        }
+    }
 
     let firstOutput = units.first { $0.layers.contains(layers.first?.name ?? "") }.map { source($0.output) }
     let lastInput = layers.last.map { source($0.inputs[0]) }
@@ -79,6 +92,7 @@ public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUni
     let order = Dictionary(uniqueKeysWithValues: graph.nodes.enumerated().flatMap { i, n in n.outputs.map { ($0, i) } })
     return sites.sorted { (order[$0] ?? -1) < (order[$1] ?? -1) }.map { t in
         let wide = inputs.contains(t) || t == firstOutput || (t == lastInput && !bits.lowBitClassifierInput)
-        return ActivationSite(tensor: t, bits: wide ? bits.firstLast : bits.activations, nonNegative: nonNegative(t))
+        let width = residual.contains(t) ? bits.residualInputs : (wide ? bits.firstLast : bits.activations)
+        return ActivationSite(tensor: t, bits: width, nonNegative: nonNegative(t))
     }
 }
