@@ -3,7 +3,8 @@
 #
 #   benchmarks/run_all.sh [OUT_DIR]               (default OUT_DIR: benchmarks/results)
 #
-# 1. builds rapq and rapq-bench in release (scratch path .build-bench);
+# 1. builds rapq and rapq-bench in release (scratch path .build-bench; SKIP_BUILD=1 uses the binaries as they
+#    are, e.g. to measure the same build the accuracy sweeps used);
 # 2. for each setting - "as set" (the environment's OPENBLAS_CORETYPE, Haswell when the environment does
 #    not set it, as the build machines' global setting is) and "unset" (`env -u OPENBLAS_CORETYPE`, in
 #    these commands only):
@@ -23,7 +24,7 @@ RESULTS="$OUT/speed.jsonl"
 : > "$RESULTS"
 MODEL="$ROOT/assets/efficientnet-lite0.onnx"
 INPUT="$ROOT/assets/foolbox20.npy"
-build_release || exit 1
+[ "${SKIP_BUILD:-0}" = 1 ] || build_release || exit 1
 AS_SET="${OPENBLAS_CORETYPE:-Haswell}"
 
 for b in 8 4; do

@@ -62,19 +62,21 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
         case .rtn, .naivePot, .potMse:
             break
         case .brecq:
-            o.exponentIterations = 0
+            o.learnExponents = false
             o.powerOfTwoActivations = false
             o.lossExponent = .fixed(fixedLossExponent ?? 2)
         case .naivePotRecon:
-            o.exponentIterations = 0
+            o.learnExponents = false
             o.powerOfTwoActivations = true
             o.lossExponent = .fixed(fixedLossExponent ?? 2)
         case .rapq:
+            o.learnExponents = true
             o.exponentIterations = exponentIterations
             o.exponentHardening = .hard
             o.powerOfTwoActivations = true
             o.lossExponent = fixedLossExponent.map { .fixed($0) } ?? .batchNorm(c: lossCoefficient ?? 0.9)
         case .rapqReference:
+            o.learnExponents = true
             o.exponentIterations = exponentIterations
             o.exponentHardening = .frozenFractional
             o.activationIterations = 0

@@ -174,14 +174,24 @@ public struct LayerRounding: Codable, Sendable {
 
     /// Ends exponent learning: `.hard` snaps each channel to the floor or ceiling exponent and an integer
     /// zero point in the grid; `.frozenFractional` keeps the current fractional exponent and float zero point.
+    ///
+    /// Hardening moves the grid (`s` and `z` change), so the rounding variables are carried over to keep each
+    /// soft weight where it was: `h_new = clamp(w_soft / s_new - floor(W / s_new), 0, 1)`. Without this the
+    /// learned roundings would refer to the old grid and the weights would jump at the freeze.
     public mutating func freezeExponents(_ hardening: ExponentHardening) {
         guard let v = exponentVariables else { return }
         if hardening == .hard {
+            let soft = softWeights()
+            let per = weights.count / channels
             for c in 0..<channels {
                 let e = exponentFloor[c] + (RectifiedSigmoid.value(v[c]) >= 0.5 ? 1 : 0)
                 let s = PowerOfTwo.value(e)
                 scales[c] = s
                 zeroPoints[c] = ScaleSearch.rescaledZeroPoint(initialZeroPoints[c], from: initialScales[c], to: s, grid: grid)
+                for j in c * per..<(c + 1) * per {
+                    let h = Swift.min(Swift.max(soft[j] / s - (weights[j] / s).rounded(.down), 0), 1)
+                    rounding[j] = RectifiedSigmoid.inverse(h)
+                }
             }
         }
         exponentVariables = nil

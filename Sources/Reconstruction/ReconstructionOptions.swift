@@ -22,8 +22,11 @@ public struct ReconstructionOptions: Equatable, Codable, Sendable {
     public var roundingWeight: Float = 0.01
     /// Fraction of iterations before the rounding regulariser starts.
     public var warmup: Float = 0.2
-    /// Learn a per-channel power-of-two exponent (RAPQ) for this many iterations, then freeze it; 0 = fixed scales.
-    public var exponentIterations: Int = 0
+    /// Learn a per-channel exponent from the float scale (RAPQ); otherwise the initial scales stay fixed.
+    public var learnExponents = false
+    /// Iterations K during which exponents are learned before they are frozen (0 freezes them at the start,
+    /// which for `.hard` is `round(log2 s0)`); capped at half the iterations so rounding can follow the freeze.
+    public var exponentIterations: Int = 500
     /// How learned exponents end.
     public var exponentHardening: ExponentHardening = .hard
     /// The loss exponent policy.

@@ -81,7 +81,8 @@ public struct Reconstructor {
             try fp.advance(to: last + 1)
             guard let target = fp.values[unit.output] else { throw ExecutionError.unknownTensor(name: unit.output) }
             let program = try SubgraphProgram(graph: graph, nodeNames: unit.nodes, output: unit.output)
-            let learnExponent = options.exponentIterations > 0
+            let learnExponent = options.learnExponents
+            let freezeAt = Swift.min(options.exponentIterations, options.iterations / 2)
             var roundings = unit.layers.map { name in
                 LayerRounding(layer: net.layers[name]!, weights: graph.initializers[nodes[name]!.inputs[1]]!.data,
                               learnExponent: learnExponent, learningRate: options.learningRate)
@@ -92,7 +93,7 @@ public struct Reconstructor {
             var stopper = EarlyStopping(patience: options.patience, warmup: Int(options.warmup * Float(options.iterations)))
             var iteration = 0
             while iteration < options.iterations {
-                if learnExponent && iteration == options.exponentIterations {
+                if learnExponent && iteration == freezeAt {
                     for i in roundings.indices { roundings[i].freezeExponents(options.exponentHardening) }
                 }
                 let batch = rng.sample(options.batchSize, from: calibration.shape[0])
@@ -104,7 +105,7 @@ public struct Reconstructor {
                 let (loss, gradient) = ReconstructionLoss.lp(trace.output, target: target.rows(batch), p: p)
                 let grads = program.backward(trace, outputGradient: gradient, parameters: parameters)
                 var regularisers = (0.0, 0.0)
-                let exponentActive = learnExponent && iteration < options.exponentIterations
+                let exponentActive = learnExponent && iteration < freezeAt
                 for (i, name) in weightNames.enumerated() {
                     let r = roundings[i].step(weightGradient: grads.parameters[name]!.data, iteration: iteration, rounding: schedule,
                                               exponent: exponentActive ? exponentSchedule : nil)

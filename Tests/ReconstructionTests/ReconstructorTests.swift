@@ -120,6 +120,7 @@ final class ReconstructorTests: XCTestCase {
         let float = try calibrate(prepared, calibration: calibration,
                                   options: CalibrationOptions(bits: Self.bits, scalePolicy: .float, activationPolicy: .nearestPowerOfTwo), method: "rapq")
         var o = options()
+        o.learnExponents = true
         o.exponentIterations = 50
         o.exponentHardening = .hard
         let rapq = try Reconstructor(prepared: prepared, calibration: calibration, options: o).reconstructWeights(float) { _ in }

@@ -34,6 +34,18 @@ public struct BitWidths: Equatable, Codable, Sendable {
         self.activations = activations
         self.firstLast = firstLast
     }
+
+    private enum CodingKeys: String, CodingKey { case weights, activations, firstLast, lowBitClassifierInput, residualInputs }
+
+    /// Decodes bit widths; the two position switches default to off when absent (older files).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        weights = try c.decode(Int.self, forKey: .weights)
+        activations = try c.decode(Int.self, forKey: .activations)
+        firstLast = try c.decode(Int.self, forKey: .firstLast)
+        lowBitClassifierInput = try c.decodeIfPresent(Bool.self, forKey: .lowBitClassifierInput) ?? false
+        residualInputs = try c.decodeIfPresent(Int.self, forKey: .residualInputs) ?? 0
+    }
 }
 
 /// Operators whose output carries the same quantizer as their input (they never create a value off the grid).
