@@ -27,23 +27,6 @@ public struct FloatModel: Sendable {
             throw ExecutionError.inputShapeMismatch(name: inputInfo.name, expected: inputInfo.dimensions, got: input.shape)
         }
         let outputName = graph.outputs[0].name
-        var parts: [Tensor] = []
-        for slice in Batching.slices(of: input, batchSize: batchSize) {
-            let result = try executor.run([inputInfo.name: slice])
-            parts.append(result[outputName]!)
-        }
-        return parts.count == 1 ? parts[0] : Shaping.concat(parts, axis: 0)
-    }
-}
-
-/// Splitting a batch of samples into fixed-size slices along the first dimension.
-public enum Batching {
-    /// Consecutive slices of at most `batchSize` samples each, in order.
-    public static func slices(of tensor: Tensor, batchSize: Int) -> [Tensor] {
-        let n = tensor.shape[0], per = tensor.count / Swift.max(n, 1)
-        return stride(from: 0, to: n, by: batchSize).map { start in
-            let end = Swift.min(n, start + batchSize)
-            return Tensor(shape: [end - start] + tensor.shape.dropFirst(), data: Array(tensor.data[start * per..<end * per]))
-        }
+        return try input.mapBatches(of: batchSize) { try executor.run([inputInfo.name: $0])[outputName]! }
     }
 }

@@ -58,7 +58,7 @@ public struct EngineComparison: Sendable {
         let engine = try IntegerEngine(network)
         let simulation = try Simulation(network)
         let sites = network.activations
-        for slice in Batching.slices(of: data, batchSize: batchSize) {
+        for slice in data.batches(of: batchSize) {
             let integerRun = try engine.run(slice)
             let simulated = try simulation.run(slice, keep: Set(sites.keys))
             let a = ClassificationMetrics(logits: integerRun.logits, reference: simulated[network.graph.outputs[0].name]!)

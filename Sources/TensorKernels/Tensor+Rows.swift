@@ -19,4 +19,18 @@ extension Tensor {
         let per = shape.isEmpty || shape[0] == 0 ? 0 : count / shape[0]
         return Tensor(shape: [range.count] + shape.dropFirst(), data: Array(data[range.lowerBound * per..<range.upperBound * per]))
     }
+
+    /// Consecutive slices of at most `batchSize` samples along the first dimension, in order.
+    public func batches(of batchSize: Int) -> [Tensor] {
+        precondition(batchSize > 0, "batch size must be positive")
+        let n = shape.first ?? 0
+        return stride(from: 0, to: n, by: batchSize).map { rows($0..<Swift.min(n, $0 + batchSize)) }
+    }
+
+    /// The results of `body` on each batch of `batchSize` samples, concatenated along the first dimension.
+    public func mapBatches(of batchSize: Int, _ body: (Tensor) throws -> Tensor) rethrows -> Tensor {
+        let parts = try batches(of: batchSize).map(body)
+        guard let first = parts.first else { return try body(self) }
+        return parts.count == 1 ? first : Shaping.concat(parts, axis: 0)
+    }
 }

@@ -11,15 +11,7 @@ extension IntegerEngine {
     public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
         precondition(batchSize > 0, "batch size must be positive")
         guard input.rank >= 1 else { throw IntegerEngineError.inputShapeMismatch(expected: network.graph.inputs[0].dimensions, got: input.shape) }
-        var parts: [Tensor] = []
-        let per = input.count / Swift.max(input.shape[0], 1)
-        for start in stride(from: 0, to: input.shape[0], by: batchSize) {
-            let end = Swift.min(input.shape[0], start + batchSize)
-            let slice = Tensor(shape: [end - start] + input.shape.dropFirst(), data: Array(input.data[start * per..<end * per]))
-            parts.append(try execute(slice, recordSites: false).logits)
-        }
-        if parts.isEmpty { return try execute(input, recordSites: false).logits }
-        return parts.count == 1 ? parts[0] : Shaping.concat(parts, axis: 0)
+        return try input.mapBatches(of: batchSize) { try execute($0, recordSites: false).logits }
     }
 
     func execute(_ input: Tensor, recordSites: Bool) throws -> IntegerRun {

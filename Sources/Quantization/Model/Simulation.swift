@@ -25,13 +25,6 @@ public struct Simulation: Sendable {
     /// The network's first output over `input`, in slices of `batchSize`.
     public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
         let name = network.graph.outputs[0].name
-        var parts: [Tensor] = []
-        let per = input.count / Swift.max(input.shape[0], 1)
-        for start in stride(from: 0, to: input.shape[0], by: batchSize) {
-            let end = Swift.min(input.shape[0], start + batchSize)
-            let slice = Tensor(shape: [end - start] + input.shape.dropFirst(), data: Array(input.data[start * per..<end * per]))
-            parts.append(try run(slice)[name]!)
-        }
-        return parts.count == 1 ? parts[0] : Shaping.concat(parts, axis: 0)
+        return try input.mapBatches(of: batchSize) { try run($0)[name]! }
     }
 }
