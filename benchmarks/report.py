@@ -27,7 +27,7 @@ def speed(rs):
         s = r.get("openblas_coretype")
         if s and s not in settings:
             settings.append(s)
-    out.append("### Kernels (GFLOP/s, median of 7 after warm-up)\n")
+    out.append("### Kernels (GFLOP/s, median of 7 after warm-up; conv fractions are medians of per-repetition ratios to the sgemm rate (both cores, 2 concurrent 1-thread products) measured right before each conv repetition; sgemm rate in parentheses)\n")
     out.append("| measurement | " + " | ".join(f"OPENBLAS_CORETYPE={s}" for s in settings) + " |")
     out.append("|---|" + "---|" * len(settings))
     keys = []
@@ -53,8 +53,10 @@ def speed(rs):
             if kind == "sgemm":
                 cells.append(f"{r['gflops']:.1f}")
             else:
-                cells.append(f"{r['gflops']:.1f} ({100 * r['fraction_of_sgemm_512']:.0f}% of 512^3, "
-                             f"{100 * r['fraction_of_sgemm_64x3136x576']:.0f}% of 64x3136x576)")
+                cells.append(f"{r['gflops']:.1f} = {100 * r['fraction_of_sgemm_512']:.0f}% of 512^3 "
+                             f"({r.get('interleaved_sgemm_512_gflops', float('nan')):.1f}), "
+                             f"{100 * r['fraction_of_sgemm_64x3136x576']:.0f}% of 64x3136x576 "
+                             f"({r.get('interleaved_sgemm_64x3136x576_gflops', float('nan')):.1f})")
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     out.append("")
     out.append("### EfficientNet-Lite0 FP32, batch 32 (images/s; median over rounds, each a median of runs)\n")
@@ -94,6 +96,8 @@ def lite0(rs):
             wa = "32/32" if r["method"] == "fp32" else f"W{r['wbits']}A{r['abits']}"
         else:
             name = f"onnxruntime quantize_static {r.get('calibrate')}"
+            if r.get("calibrate") == "entropy":
+                name += f" ({r['entropy_bins']} bins)" if r.get("entropy_bins") else " (default 128 bins)"
             wa = f"W{r.get('wbits')}A{r.get('abits')}"
             if r.get("status") != "ok":
                 out.append(f"| {name} | {wa} | {r.get('status')}: {r.get('reason', '')} | | | | | |")

@@ -29,12 +29,15 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
         }
     }
 
-    /// How activation scales are initialised.
+    /// How activation scales are initialised. RAPQ starts from the exponent with the least L2.4 error
+    /// rather than `round(log2 s)`: rounding the float scale down clips (METHOD §8), and on the
+    /// Fashion-MNIST MobileNetV2 at W4A4 that start cost more than the activation phase could recover
+    /// (docs/BENCHMARKS.md).
     public var activationPolicy: ScalePolicy {
         switch self {
         case .rtn, .brecq, .rapqReference: return .float
-        case .naivePot, .naivePotRecon, .rapq: return .nearestPowerOfTwo
-        case .potMse: return .bestPowerOfTwo
+        case .naivePot, .naivePotRecon: return .nearestPowerOfTwo
+        case .potMse, .rapq: return .bestPowerOfTwo
         }
     }
 

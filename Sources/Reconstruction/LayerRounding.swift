@@ -39,7 +39,8 @@ public struct LayerRounding: Codable, Sendable {
 
     /// Rounding state for `layer`'s float `weights`, starting from the layer's quantizer. With
     /// `learnExponent`, the layer's (float) scales and zero points are the start `s0`, `z0` of the exponent.
-    public init(layer: QuantizedLayer, weights: [Float], learnExponent: Bool, learningRate: Float = 1e-3) {
+    public init(layer: QuantizedLayer, weights: [Float], learnExponent: Bool, learningRate: Float = 1e-3,
+                exponentLearningRate: Float = 1e-3) {
         let initialScales: [Float]? = layer.weight.scales, initialZeroPoints: [Float]? = layer.weight.zeroPoints
         node = layer.node
         self.weights = weights
@@ -54,7 +55,7 @@ public struct LayerRounding: Codable, Sendable {
             }
             scales = s0
             zeroPoints = z0
-            exponentOptimizer = Adam(count: channels, learningRate: learningRate)
+            exponentOptimizer = Adam(count: channels, learningRate: exponentLearningRate)
         } else {
             self.initialScales = []
             self.initialZeroPoints = []

@@ -85,7 +85,8 @@ public struct Reconstructor {
             let freezeAt = Swift.min(options.exponentIterations, options.iterations / 2)
             var roundings = unit.layers.map { name in
                 LayerRounding(layer: net.layers[name]!, weights: graph.initializers[nodes[name]!.inputs[1]]!.data,
-                              learnExponent: learnExponent, learningRate: options.learningRate)
+                              learnExponent: learnExponent, learningRate: options.learningRate,
+                              exponentLearningRate: options.exponentLearningRate)
             }
             let weightNames = unit.layers.map { nodes[$0]!.inputs[1] }
             let p = lossExponent(of: unit)

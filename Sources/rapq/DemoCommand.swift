@@ -28,7 +28,7 @@ struct DemoCommand: ParsableCommand {
     var iters: Int = 200
 
     @Option(help: "Activation-reconstruction iterations per unit.")
-    var actIters: Int = 100
+    var actIters: Int = 0
 
     func run() throws {
         let folder = try Self.modelsFolder(models)

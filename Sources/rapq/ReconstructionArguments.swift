@@ -7,11 +7,14 @@ struct ReconstructionArguments: ParsableArguments {
     @Option(help: "Weight-reconstruction iterations per unit.")
     var iters: Int = 1000
 
-    @Option(help: "Activation-reconstruction iterations per unit (0 turns the activation phase off).")
-    var actIters: Int = 500
+    @Option(help: "Activation-reconstruction iterations per unit (0, the default, keeps the initial activation exponents: learning them measured worse).")
+    var actIters: Int = 0
 
     @Option(help: "RAPQ: iterations during which weight exponents are learned before they are hardened (K).")
     var expIters: Int = 500
+
+    @Option(help: "Adam step size of RAPQ's exponent variables.")
+    var expLr: Float = 1e-2
 
     @Option(help: "Mini-batch size of reconstruction.")
     var batchSize: Int = 32
@@ -35,6 +38,7 @@ struct ReconstructionArguments: ParsableArguments {
         guard iters > 0 else { throw ValidationError("--iters must be at least 1") }
         guard actIters >= 0, expIters >= 0, patience >= 0 else { throw ValidationError("--act-iters, --exp-iters and --patience must not be negative") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
+        guard expLr > 0, expLr.isFinite else { throw ValidationError("--exp-lr must be positive") }
         if let lp, !(lp > 0 && lp <= 8) { throw ValidationError("--lp must be in (0, 8]") }
         if resume != nil && checkpointDir != nil && resume != checkpointDir {
             throw ValidationError("--resume continues checkpointing in its own folder; drop --checkpoint-dir or give the same folder")
@@ -47,6 +51,7 @@ struct ReconstructionArguments: ParsableArguments {
         configuration.reconstruction.batchSize = batchSize
         configuration.reconstruction.patience = patience
         configuration.exponentIterations = expIters
+        configuration.reconstruction.exponentLearningRate = expLr
         configuration.fixedLossExponent = lp
         configuration.lossCoefficient = lpCoefficient
         if let folder = resume ?? checkpointDir { configuration.checkpointFolder = URL(fileURLWithPath: folder) }
