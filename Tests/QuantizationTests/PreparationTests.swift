@@ -132,4 +132,15 @@ final class PreparationTests: XCTestCase {
         XCTAssertEqual(sites.filter { $0.bits == 4 }.count, sites.count - 3)
         XCTAssertTrue(sites.filter { $0.tensor != prepared.graph.inputs[0].name }.allSatisfy(\.nonNegative), "ResNet activations follow ReLUs")
     }
+
+    /// The first blocks of EfficientNet-Lite0: stem, an expansion-1 block (depthwise + project), an
+    /// inverted residual without Add (stride 2, 16 -> 24 channels), and one with the Add.
+    func testEfficientNetLite0SliceUnits() throws {
+        let prepared = PreparedNetwork(try ONNXImporter.load(contentsOf: Self.lite0Slice))
+        XCTAssertEqual(prepared.units.map(\.kind), [.layer, .invertedResidual, .invertedResidual, .residualBlock])
+        XCTAssertEqual(prepared.units.map(\.layers.count), [1, 2, 3, 3])
+        XCTAssertEqual(prepared.units.flatMap(\.layers).sorted(), prepared.layerNames.sorted())
+        XCTAssertEqual(prepared.units.last?.output, prepared.graph.outputs[0].name)
+        for unit in prepared.units.dropFirst() { XCTAssertEqual(unit.lossLayer, unit.layers.last, "the project conv's BN sets p") }
+    }
 }

@@ -77,7 +77,7 @@ final class GradientCheckTests: XCTestCase {
         let unit = try makeUnit()
         let schedule = RoundingRegularizer(weight: 0.01, iterations: 100)
         let exponentSchedule = RoundingRegularizer(weight: 0.1, iterations: 100)
-        var roundings = (0..<2).map { LayerRounding(layer: unit.layers[$0], weights: unit.weights[$0], learnExponent: true, learningRate: 0.05) }
+        var roundings = (0..<2).map { LayerRounding(layer: unit.layers[$0], weights: unit.weights[$0], learnExponent: true, learningRate: 0.05, exponentLearningRate: 0.05) }
         // Move every variable off its initial value with a few Adam steps on random gradients.
         var data = TestData(seed: 99)
         for t in 0..<4 {
