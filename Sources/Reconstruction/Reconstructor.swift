@@ -142,7 +142,7 @@ public struct Reconstructor {
         guard options.activationIterations > 0 else { return net }
         let graph = net.simulationGraph()
         var fp = GraphStream(graph: prepared.graph, inputs: [inputName: calibration])
-        var qs = GraphStream(graph: graph, inputs: [inputName: fakeQuantized(calibration, net.activations[inputName])])
+        var qs = GraphStream(graph: graph, inputs: [inputName: fakeQuantizing(net.activations)(inputName, calibration) ?? calibration])
         let schedule = options.activationIterations
 
         for (k, unit) in net.units.enumerated() where k >= firstUnit {
@@ -150,7 +150,7 @@ public struct Reconstructor {
             let (first, last) = span(of: unit)
             let current = net.activations
             try fp.advance(to: first)
-            try qs.advance(to: first) { name, t in current[name].map { q in var x = t; fakeQuantize(&x, with: q); return x } }
+            try qs.advance(to: first, observe: fakeQuantizing(current))
             let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.values[$0]!) })
             try fp.advance(to: last + 1)
             guard let target = fp.values[unit.output] else { throw ExecutionError.unknownTensor(name: unit.output) }
@@ -165,9 +165,7 @@ public struct Reconstructor {
                 for iteration in 0..<schedule {
                     let batch = rng.sample(options.batchSize, from: calibration.shape[0])
                     let quantizers = learner.quantizers
-                    let trace = try program.forward(inputs.mapValues { $0.rows(batch) }) { name, t in
-                        quantizers[name].map { q in var x = t; fakeQuantize(&x, with: q); return x }
-                    }
+                    let trace = try program.forward(inputs.mapValues { $0.rows(batch) }, observe: fakeQuantizing(quantizers))
                     let (loss, gradient) = ReconstructionLoss.lp(trace.output, target: target.rows(batch), p: p)
                     var scaleGradients: [String: Float] = [:]
                     // The output site's gradient is mapped before backward starts; inner sites during it.
@@ -189,17 +187,15 @@ public struct Reconstructor {
                 for (name, q) in learner.quantizers { net.activations[name] = q }
             }
             let updated = net.activations
-            try qs.advance(to: last + 1) { name, t in updated[name].map { q in var x = t; fakeQuantize(&x, with: q); return x } }
+            try qs.advance(to: last + 1, observe: fakeQuantizing(updated))
             try unitDone(net, k + 1)
         }
         return net
     }
 
-    private func fakeQuantized(_ t: Tensor, _ q: QuantizerParameters?) -> Tensor {
-        guard let q else { return t }
-        var x = t
-        fakeQuantize(&x, with: q)
-        return x
+    /// An observer that fake-quantizes the tensors that have a quantizer in `quantizers` and leaves the rest.
+    private func fakeQuantizing(_ quantizers: [String: QuantizerParameters]) -> (String, Tensor) -> Tensor? {
+        { name, t in quantizers[name].map { q in var x = t; fakeQuantize(&x, with: q); return x } }
     }
 
     private func event(_ phase: String, _ k: Int, _ unit: ReconstructionUnit, _ iteration: Int, _ total: Int,
