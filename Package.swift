@@ -17,7 +17,8 @@ let package = Package(
             name: "CBLAS",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "TensorKernels", dependencies: ["CBLAS"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
+        .systemLibrary(name: "CMalloc"),
+        .target(name: "TensorKernels", dependencies: ["CBLAS", "CMalloc"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
         .target(name: "Graph", dependencies: ["TensorKernels"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
         .target(
             name: "ONNX",

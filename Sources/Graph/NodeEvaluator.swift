@@ -4,8 +4,9 @@ import TensorKernels
 ///
 /// Operands are checked here, once per node, so that the kernels can assume valid shapes.
 public enum NodeEvaluator {
-    /// The node's outputs for the given operands (`nil` marks an omitted optional input).
-    public static func forward(_ node: Node, _ operands: [Tensor?]) throws -> [Tensor] {
+    /// The node's outputs for the given operands (`nil` marks an omitted optional input). `clamp`
+    /// bounds a convolution's output (a fused activation); other operators ignore it.
+    public static func forward(_ node: Node, _ operands: [Tensor?], clamp: ClosedRange<Float>? = nil) throws -> [Tensor] {
         func operand(_ i: Int) throws -> Tensor {
             guard i < operands.count, let t = operands[i] else {
                 throw ExecutionError.incompatibleShapes(node: node.name, op: node.op.onnxName, detail: "input \(i) is required")
@@ -30,7 +31,7 @@ public enum NodeEvaluator {
             if let b, b.shape != [w.shape[0]] { throw fail("bias has shape \(b.shape), expected [\(w.shape[0])]") }
             let out = parameters.window.outputSize(height: x.shape[2], width: x.shape[3])
             guard out.h > 0, out.w > 0 else { throw fail("input \(x.shape) is smaller than the kernel window") }
-            return [Conv2D.forward(x, weight: w, bias: b, parameters: parameters)]
+            return [Conv2D.forward(x, weight: w, bias: b, parameters: parameters, clamp: clamp)]
         case .batchNormalization(let epsilon):
             let x = try operand(0)
             guard x.rank >= 2 else { throw fail("expects at least 2-D input, got \(x.shape)") }

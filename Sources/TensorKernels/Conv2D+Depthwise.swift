@@ -1,13 +1,17 @@
 extension Conv2D {
     /// Depthwise convolution (`groups == C == M`): each plane is convolved with its own `kH × kW` filter
-    /// directly, row by row, without a patch matrix. For each output row and tap `(kh, kw)` the valid
-    /// output columns are computed once, so the inner loop is a branch-free multiply-add over a row.
-    static func depthwiseForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvolutionGeometry) -> Tensor {
+    /// directly, without a patch matrix.
+    ///
+    /// Each plane is first copied into a zero-padded scratch plane, split by column phase when the
+    /// horizontal stride is above 1 (phase `r` holds the padded columns `j` with `j % strideW == r`), so
+    /// that every tap of every output becomes an in-bounds, contiguous load. Each output is then summed in
+    /// registers, eight or sixteen columns at a time: bias first, then the taps in row-major order (the
+    /// same order for vector and scalar columns, so every output has the same bits however it was computed).
+    /// `clamp`, when given, is applied to each output as it is stored (a fused ReLU or ReLU6).
+    static func depthwiseForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvolutionGeometry,
+                                 clamp: ClosedRange<Float>? = nil) -> Tensor {
         let taps = g.kernelH * g.kernelW
-        let columnRanges = (0..<g.kernelW).map {
-            ConvolutionGeometry.validRange(offset: $0 * g.dilationW, pad: g.padLeft, stride: g.strideW, size: g.width,
-                                           outputs: g.outputW)
-        }
+        let layout = PaddedPlaneLayout(g)
         let biasData = bias?.data ?? [Float](repeating: 0, count: g.outputChannels)
         return Tensor(shape: g.outputShape) { output in
             if output.isEmpty { return }
@@ -15,28 +19,20 @@ extension Conv2D {
                 weight.withUnsafeBufferPointer { wBuffer in
                     let X = xBuffer.base, W = wBuffer.base, Y = output.base
                     Parallel.forEachChunk(g.batch * g.channels) { planes in
-                        for plane in planes {
-                            let c = plane % g.channels
-                            let input = X + plane * g.inputPlane, filter = W + c * taps
-                            let out = Y + plane * g.outputPlane
-                            let b = biasData[c]
-                            for oh in 0..<g.outputH {
-                                let y = out + oh * g.outputW
-                                y.update(repeating: b, count: g.outputW)
-                                for kh in 0..<g.kernelH {
-                                    let ih = oh * g.strideH - g.padTop + kh * g.dilationH
-                                    if ih < 0 || ih >= g.height { continue }
-                                    let row = input + ih * g.width - g.padLeft
-                                    for kw in 0..<g.kernelW {
-                                        let w = filter[kh * g.kernelW + kw], valid = columnRanges[kw]
-                                        let source = row + kw * g.dilationW
-                                        if g.strideW == 1 {
-                                            for o in valid { y[o] += w * source[o] }
-                                        } else {
-                                            let s = g.strideW
-                                            for o in valid { y[o] += w * source[o * s] }
-                                        }
-                                    }
+                        // Zeroed once: the padding positions are the same for every plane and never written.
+                        var scratch = [Float](repeating: 0, count: layout.count)
+                        var offsets = [Int](repeating: 0, count: taps)
+                        for t in 0..<taps { offsets[t] = layout.tapOffset(kh: t / g.kernelW, kw: t % g.kernelW) }
+                        scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+                            offsets.withUnsafeBufferPointer { offsetBuffer in
+                                let P = scratchBuffer.base, tapOffsets = offsetBuffer.baseAddress!
+                                for plane in planes {
+                                    let c = plane % g.channels
+                                    layout.fill(P, from: X + plane * g.inputPlane)
+                                    let rows = DepthwiseRows(padded: UnsafePointer(P), rowStep: g.strideH * layout.phaseWidth,
+                                                             filter: W + c * taps, tapOffsets: tapOffsets, taps: taps,
+                                                             bias: biasData[c], clamp: clamp)
+                                    rows.compute(into: Y + plane * g.outputPlane, rows: g.outputH, columns: g.outputW)
                                 }
                             }
                         }
@@ -118,5 +114,128 @@ extension Conv2D {
         }
         return (needInputGradient ? Tensor(shape: x.shape, data: inputGradient) : nil,
                 Tensor(shape: weight.shape, data: weightGradient))
+    }
+}
+
+/// Where a depthwise convolution's padded input plane lives in scratch memory: `strideW` column-phase
+/// planes of `rows × phaseWidth` floats each, zero outside the copied input.
+struct PaddedPlaneLayout {
+    let g: ConvolutionGeometry
+    /// Padded rows that any output reads, and padded columns per phase.
+    let rows: Int, phaseWidth: Int
+
+    init(_ g: ConvolutionGeometry) {
+        self.g = g
+        rows = (g.outputH - 1) * g.strideH + (g.kernelH - 1) * g.dilationH + 1
+        let columns = (g.outputW - 1) * g.strideW + (g.kernelW - 1) * g.dilationW + 1
+        phaseWidth = (columns + g.strideW - 1) / g.strideW
+    }
+
+    /// Scratch floats: the phase planes plus a vector's slack, so that the last columns of the last row
+    /// can be read as a whole vector.
+    var count: Int { g.strideW * rows * phaseWidth + 8 }
+
+    /// Scratch index of padded position `(kh·dilationH, kw·dilationW)`, the first tap of output `(0, 0)`.
+    func tapOffset(kh: Int, kw: Int) -> Int {
+        let column = kw * g.dilationW
+        return (column % g.strideW) * rows * phaseWidth + kh * g.dilationH * phaseWidth + column / g.strideW
+    }
+
+    /// Copies input plane `input` into the padded positions of `P` that hold input values.
+    func fill(_ P: UnsafeMutablePointer<Float>, from input: UnsafePointer<Float>) {
+        let firstRow = Swift.max(0, g.padTop), lastRow = Swift.min(rows, g.padTop + g.height)
+        let firstColumn = Swift.max(0, -g.padLeft), endColumn = Swift.min(g.width, rows == 0 ? 0 : g.strideW * phaseWidth - g.padLeft)
+        if firstRow >= lastRow || firstColumn >= endColumn { return }
+        for r in firstRow..<lastRow {
+            let source = input + (r - g.padTop) * g.width
+            if g.strideW == 1 {
+                (P + r * phaseWidth + firstColumn + g.padLeft).update(from: source + firstColumn, count: endColumn - firstColumn)
+            } else {
+                // Phase p holds padded columns j·strideW + p, i.e. input columns j·strideW + p − padLeft.
+                for p in 0..<g.strideW {
+                    let shift = p - g.padLeft
+                    let first = ceilDivide(firstColumn - shift, g.strideW), end = ceilDivide(endColumn - shift, g.strideW)
+                    if first >= end { continue }
+                    let target = P + p * rows * phaseWidth + r * phaseWidth
+                    for j in first..<end { target[j] = source[j * g.strideW + shift] }
+                }
+            }
+        }
+    }
+}
+
+/// The inner loop of `depthwiseForward` for one plane: every output row from the padded scratch plane.
+private struct DepthwiseRows {
+    let padded: UnsafePointer<Float>
+    /// Scratch elements between the first taps of consecutive output rows.
+    let rowStep: Int
+    let filter: UnsafePointer<Float>
+    let tapOffsets: UnsafePointer<Int>
+    let taps: Int
+    let bias: Float
+    let clamp: ClosedRange<Float>?
+
+    @inline(__always)
+    private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+
+    @inline(__always)
+    private func clamped(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        guard let clamp else { return v }
+        let lo = SIMD8<Float>(repeating: clamp.lowerBound), hi = SIMD8<Float>(repeating: clamp.upperBound)
+        let raised = v.replacing(with: lo, where: lo .> v)
+        return raised.replacing(with: hi, where: hi .< raised)
+    }
+
+    func compute(into Y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        for oh in 0..<rows {
+            let base = padded + oh * rowStep, y = Y + oh * columns
+            var o = 0
+            if oh % 2 == 0 && oh + 1 < rows {
+                // Two rows at once: four independent sums per tap share each weight broadcast.
+                let base2 = base + rowStep, y2 = y + columns
+                while o + 16 <= columns {
+                    var a = SIMD8<Float>(repeating: bias), b = a, c = a, d = a
+                    for t in 0..<taps {
+                        let w = SIMD8<Float>(repeating: filter[t]), p = base + tapOffsets[t] + o, q = base2 + tapOffsets[t] + o
+                        a = a + w * load8(p)
+                        b = b + w * load8(p + 8)
+                        c = c + w * load8(q)
+                        d = d + w * load8(q + 8)
+                    }
+                    UnsafeMutableRawPointer(y + o).storeBytes(of: clamped(a), as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(y + o + 8).storeBytes(of: clamped(b), as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(y2 + o).storeBytes(of: clamped(c), as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(y2 + o + 8).storeBytes(of: clamped(d), as: SIMD8<Float>.self)
+                    o += 16
+                }
+            } else if oh % 2 == 1 {
+                o = columns - columns % 16  // done with the row above
+            }
+            while o + 16 <= columns {
+                var a = SIMD8<Float>(repeating: bias), b = a
+                for t in 0..<taps {
+                    let w = SIMD8<Float>(repeating: filter[t]), p = base + tapOffsets[t] + o
+                    a = a + w * load8(p)
+                    b = b + w * load8(p + 8)
+                }
+                UnsafeMutableRawPointer(y + o).storeBytes(of: clamped(a), as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(y + o + 8).storeBytes(of: clamped(b), as: SIMD8<Float>.self)
+                o += 16
+            }
+            while o + 8 <= columns {
+                var a = SIMD8<Float>(repeating: bias)
+                for t in 0..<taps { a = a + SIMD8<Float>(repeating: filter[t]) * load8(base + tapOffsets[t] + o) }
+                UnsafeMutableRawPointer(y + o).storeBytes(of: clamped(a), as: SIMD8<Float>.self)
+                o += 8
+            }
+            if o < columns {
+                // The last 1-7 columns as one vector: lanes past the row read the scratch slack or the next
+                // padded row, and are not stored.
+                var a = SIMD8<Float>(repeating: bias)
+                for t in 0..<taps { a = a + SIMD8<Float>(repeating: filter[t]) * load8(base + tapOffsets[t] + o) }
+                let v = clamped(a)
+                for lane in 0..<(columns - o) { y[o + lane] = v[lane] }
+            }
+        }
     }
 }

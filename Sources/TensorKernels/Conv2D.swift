@@ -13,10 +13,13 @@ public enum Conv2D {
     ///
     /// `x` is `[N, C, H, W]`, `weight` is `[M, C/groups, kH, kW]`, `bias` is `[M]` or nil; the result is
     /// `[N, M, OH, OW]` with the output size of `parameters.window` (its `ceilMode` is ignored).
-    public static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, parameters: Conv2DParameters) -> Tensor {
+    /// `clamp`, when given, bounds every output as it is written (a fused ReLU, `0...∞`, or ReLU6, `0...6`):
+    /// the result equals `Activation.clip` applied to the unclamped output.
+    public static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, parameters: Conv2DParameters,
+                               clamp: ClosedRange<Float>? = nil) -> Tensor {
         let g = ConvolutionGeometry(input: x.shape, weight: weight.shape, parameters: parameters)
         if let bias { precondition(bias.count == g.outputChannels, "bias \(bias.shape) does not match \(weight.shape)") }
-        if g.isDepthwise { return depthwiseForward(x, weight: weight, bias: bias, geometry: g) }
+        if g.isDepthwise { return depthwiseForward(x, weight: weight, bias: bias, geometry: g, clamp: clamp) }
         let tileRows = g.tileRows
         let tiles = (g.outputH + tileRows - 1) / tileRows
         let biasData = bias?.data
@@ -39,10 +42,15 @@ public enum Conv2D {
                                 BLAS.sgemm(transA: false, transB: false, m: g.groupOutputChannels, n: columns, k: g.patchSize,
                                            alpha: 1, a: W + group * g.groupWeightCount, lda: g.patchSize, b: b, ldb: ldb,
                                            beta: 0, c: y, ldc: g.outputPlane)
-                                if let biasData {
+                                if biasData != nil || clamp != nil {
+                                    let lo = clamp?.lowerBound ?? -.infinity, hi = clamp?.upperBound ?? .infinity
                                     for m in 0..<g.groupOutputChannels {
-                                        let value = biasData[group * g.groupOutputChannels + m], row = y + m * g.outputPlane
-                                        for j in 0..<columns { row[j] += value }
+                                        let value = biasData?[group * g.groupOutputChannels + m] ?? 0, row = y + m * g.outputPlane
+                                        if clamp == nil {
+                                            for j in 0..<columns { row[j] += value }
+                                        } else {
+                                            for j in 0..<columns { row[j] = Swift.min(Swift.max(row[j] + value, lo), hi) }
+                                        }
                                     }
                                 }
                             }

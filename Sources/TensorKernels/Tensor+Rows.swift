@@ -34,3 +34,25 @@ extension Tensor {
         return parts.count == 1 ? first : Shaping.concat(parts, axis: 0)
     }
 }
+
+extension Tensor {
+    /// `mapBatches`, with the batches run concurrently over the machine's cores. The result does not
+    /// depend on the thread count: batch boundaries depend on `batchSize` alone and each batch's result is
+    /// placed by its index. When several batches fail, the error of the first failing batch is thrown.
+    public func concurrentMapBatches(of batchSize: Int, _ body: (Tensor) throws -> Tensor) throws -> Tensor {
+        let inputs = batches(of: batchSize)
+        guard inputs.count > 1 else { return try mapBatches(of: batchSize, body) }
+        let results = ResultSlots(count: inputs.count)
+        Parallel.forEach(inputs.count) { i in results.set(i, Result { try body(inputs[i]) }) }
+        return Shaping.concat(try results.values.map { try $0!.get() }, axis: 0)
+    }
+}
+
+/// One result slot per concurrent task; each task writes only its own slot.
+private final class ResultSlots: @unchecked Sendable {
+    private(set) var values: [Result<Tensor, any Error>?]
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: Result<Tensor, any Error>) {
+        values.withUnsafeMutableBufferPointer { $0[index] = value }
+    }
+}

@@ -391,6 +391,7 @@ func runMemory(_ options: Options) throws {
 // MARK: - main
 
 let arguments = CommandLine.arguments
+HeapPolicy.reuseLargeBlocks()  // as the engines do; the kernel figures then exclude fresh-page faults
 do {
     guard arguments.count >= 2 else { throw BenchError.usage("missing subcommand") }
     let rest = arguments.dropFirst(2)

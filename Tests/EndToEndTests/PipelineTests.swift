@@ -20,6 +20,21 @@ final class PipelineTests: XCTestCase {
         return c
     }
 
+    /// `FloatModel` runs the graph with BatchNormalization folded and activations fused: on the real
+    /// EfficientNet-Lite0 slice (BN as nodes, ReLU6, depthwise convs) it still equals onnxruntime's outputs
+    /// (tools/make_lite0_slice.py) to 1e-3, and gives the same bits whatever the batch split.
+    func testOptimisedFloatModelMatchesOnnxRuntime() throws {
+        let resources = Self.root.appendingPathComponent("Tests/GraphTests/Resources")
+        let model = try FloatModel(contentsOf: resources.appendingPathComponent("lite0-slice.onnx"))
+        let input = try NumpyFile.readTensor(contentsOf: resources.appendingPathComponent("lite0-slice-input.npy"))
+        let expected = try NumpyFile.readTensor(contentsOf: resources.appendingPathComponent("lite0-slice-expected.npy"))
+        let output = try model.predict(input)
+        XCTAssertEqual(output.shape, expected.shape)
+        let diff = zip(output.data, expected.data).map { abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(diff, 1e-3)
+        XCTAssertEqual(try model.predict(input, batchSize: 1), output)
+    }
+
     /// The README's library example, kept compiling and running here.
     func testReadmeLibraryExample() throws {
         let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))

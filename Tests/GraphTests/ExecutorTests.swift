@@ -82,6 +82,44 @@ final class ExecutorTests: XCTestCase {
     }
 }
 
+extension ExecutorTests {
+    /// Activation fusion: each Relu/Clip that alone reads a conv output runs inside the conv, with the
+    /// same bits as the unfused graph; a conv output with two readers, or one that is a graph output, is
+    /// left alone; and the fused-away tensors can no longer be kept.
+    func testFusedActivationsGiveTheSameBits() throws {
+        var rng = TestGenerator(state: 99)
+        func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.shapeProduct).map { _ in Float.random(in: -1...1, using: &rng) }) }
+        var graph = Graph(name: "t", inputs: [ValueInfo(name: "x", dimensions: [nil, 3, 9, 20])],
+                          outputs: [ValueInfo(name: "y", dimensions: [nil, 6, 5, 10]), ValueInfo(name: "e", dimensions: [nil, 6, 5, 10])], nodes: [], initializers: [:])
+        graph.initializers = ["w1": random([6, 3, 3, 3]), "b1": random([6]), "w2": random([6, 1, 3, 3]), "b2": random([6]),
+                              "w3": random([6, 6, 1, 1]), "w4": random([6, 6, 1, 1])]
+        let conv = Conv2DParameters(window: WindowGeometry(kernel: (3, 3), pads: (1, 1, 1, 1)))
+        let depthwise = Conv2DParameters(window: WindowGeometry(kernel: (3, 3), strides: (2, 2), pads: (1, 1, 1, 1)), groups: 6)
+        let pointwise = Conv2DParameters(window: WindowGeometry(kernel: (1, 1)))
+        graph.nodes = [
+            Node(name: "c1", op: .conv(conv), inputs: ["x", "w1", "b1"], outputs: ["a"]),
+            Node(name: "r1", op: .relu, inputs: ["a"], outputs: ["b"]),
+            Node(name: "c2", op: .conv(depthwise), inputs: ["b", "w2", "b2"], outputs: ["c"]),
+            Node(name: "r2", op: .clip(min: 0, max: 0.5), inputs: ["c"], outputs: ["d"]),
+            Node(name: "c3", op: .conv(pointwise), inputs: ["d", "w3"], outputs: ["e"]),   // graph output: not fused
+            Node(name: "r3", op: .relu, inputs: ["e"], outputs: ["f"]),
+            Node(name: "c4", op: .conv(pointwise), inputs: ["f", "w4"], outputs: ["g"]),   // two readers: not fused
+            Node(name: "r4", op: .relu, inputs: ["g"], outputs: ["h"]),
+            Node(name: "s", op: .add, inputs: ["g", "h"], outputs: ["y"]),
+        ]
+        let x = random([2, 3, 9, 20])
+        let plain = try Executor(graph: graph).run(["x": x], keep: ["b", "d"])
+        let fusedExecutor = try Executor(graph: graph, fuseActivations: true)
+        XCTAssertEqual(fusedExecutor.graph.nodes.map(\.name), ["c1", "c2", "c3", "r3", "c4", "r4", "s"])
+        let fused = try fusedExecutor.run(["x": x])
+        XCTAssertEqual(fused["y"], plain["y"])
+        XCTAssertEqual(fused["e"], plain["e"])
+        XCTAssertGreaterThan(plain["b"]!.data.filter { $0 == 0 }.count, 0, "the fused Relu clips something")
+        XCTAssertGreaterThan(plain["d"]!.data.filter { $0 == 0.5 }.count, 0, "the fused Clip clips something")
+        XCTAssertThrowsError(try fusedExecutor.run(["x": x], keep: ["a"]))
+    }
+}
+
 /// A fixed-seed generator so test inputs (and any finite-difference kinks) are the same on every run.
 struct TestGenerator: RandomNumberGenerator {
     var state: UInt64

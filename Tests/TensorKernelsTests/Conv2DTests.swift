@@ -44,6 +44,40 @@ final class Conv2DTests: XCTestCase {
         }
     }
 
+    /// Depthwise planes wide and tall enough for every path of the direct kernel: two rows of sixteen
+    /// columns at a time, single rows, eight-column vectors and the partial last vector; and the fused
+    /// clamp, which must equal clipping the unclamped output.
+    func testWideDepthwiseAndFusedClampMatchReference() {
+        let cases = [
+            Case([2, 3, 7, 41], [3, 1, 3, 3], kernel: (3, 3), pads: (1, 1, 1, 1), groups: 3),
+            Case([1, 2, 9, 70], [2, 1, 3, 3], kernel: (3, 3), strides: (2, 2), autoPad: .sameUpper, groups: 2),
+            Case([1, 2, 12, 53], [2, 1, 5, 5], kernel: (5, 5), strides: (1, 3), dilations: (2, 2), pads: (4, 3, 1, 5), groups: 2),
+            Case([1, 4, 6, 24], [4, 1, 3, 3], kernel: (3, 3), groups: 4, bias: false),
+        ]
+        var rng = SeededGenerator(seed: 5)
+        for (index, c) in cases.enumerated() {
+            let x = Tensor.random(c.input, using: &rng), w = Tensor.random(c.weight, using: &rng)
+            let b = c.bias ? Tensor.random([c.weight[0]], using: &rng) : nil
+            let (expected, shape) = Reference.conv(x.doubles, x.shape, w.doubles, w.shape, b?.doubles, c.parameters)
+            let y = Conv2D.forward(x, weight: w, bias: b, parameters: c.parameters)
+            XCTAssertEqual(y.shape, shape, "case \(index)")
+            assertClose(y.data, expected, tolerance: 1e-5, "case \(index)")
+            for bounds: ClosedRange<Float> in [0...Float.infinity, -0.25...0.5] {
+                let fused = Conv2D.forward(x, weight: w, bias: b, parameters: c.parameters, clamp: bounds)
+                XCTAssertEqual(fused.data, Activation.clip(y, min: bounds.lowerBound, max: bounds.upperBound).data,
+                               "case \(index) clamp \(bounds)")
+            }
+        }
+        // The regular (im2col + GEMM) path with a fused clamp, with and without a bias.
+        for (index, c) in Self.cases.enumerated() where c.parameters.groups == 1 {
+            let x = Tensor.random(c.input, using: &rng), w = Tensor.random(c.weight, using: &rng)
+            let b = c.bias ? Tensor.random([c.weight[0]], using: &rng) : nil
+            let y = Conv2D.forward(x, weight: w, bias: b, parameters: c.parameters)
+            let fused = Conv2D.forward(x, weight: w, bias: b, parameters: c.parameters, clamp: 0...0.3)
+            XCTAssertEqual(fused.data, Activation.clip(y, min: 0, max: 0.3).data, "regular case \(index)")
+        }
+    }
+
     func testBackwardMatchesFiniteDifferences() {
         var rng = SeededGenerator(seed: 2)
         for (index, c) in Self.cases.enumerated() {
