@@ -42,15 +42,17 @@ extension Conv2D {
         }
     }
 
-    /// Input and weight gradients of `depthwiseForward`. Work is split by channel; each channel's
-    /// filter gradient sums over images, rows and columns in a fixed order.
+    /// Input and weight gradients of `depthwiseForward`, on the same padded, phase-split scratch plane.
+    ///
+    /// Work is split by channel. Each image's plane is copied into the scratch plane; every output-gradient
+    /// vector then adds `dy · input` into one vector of partial sums per tap (the weight gradient, summed
+    /// per plane in float and across planes in double, in a fixed order) and `w · dy` into a padded
+    /// input-gradient plane, whose interior is finally copied out to the input's layout.
     static func depthwiseBackward(_ x: Tensor, weight: Tensor, outputGradient: Tensor, geometry g: ConvolutionGeometry,
                                   needInputGradient: Bool) -> (Tensor?, Tensor) {
         let taps = g.kernelH * g.kernelW
-        let columnRanges = (0..<g.kernelW).map {
-            ConvolutionGeometry.validRange(offset: $0 * g.dilationW, pad: g.padLeft, stride: g.strideW, size: g.width,
-                                           outputs: g.outputW)
-        }
+        let layout = PaddedPlaneLayout(g)
+        let rowStep = g.strideH * layout.phaseWidth
         var inputGradient = needInputGradient ? [Float](repeating: 0, count: x.count) : []
         var weightGradient = [Float](repeating: 0, count: weight.count)
         x.withUnsafeBufferPointer { xBuffer in
@@ -60,51 +62,56 @@ extension Conv2D {
                         weightGradient.withUnsafeMutableBufferPointer { dwBuffer in
                             let X = xBuffer.base, W = wBuffer.base, DY = dyBuffer.base, DX = dxBuffer.base, DW = dwBuffer.base
                             Parallel.forEachChunk(g.channels) { channels in
-                                var sums = [Double](repeating: 0, count: taps)
-                                var gathered = [Float](repeating: 0, count: g.outputW)
+                                // Input plane, then the input-gradient plane; zero padding never written.
+                                let P = UnsafeMutablePointer<Float>.allocate(capacity: 2 * layout.count)
+                                let dP = P + layout.count
+                                // The output-gradient plane with rows padded by zeros to whole vectors.
+                                let rowVectors = (g.outputW + 7) / 8
+                                let D = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.outputH * rowVectors)
+                                defer { P.deallocate(); D.deallocate() }
+                                P.initialize(repeating: 0, count: 2 * layout.count)
+                                D.initialize(repeating: .zero, count: g.outputH * rowVectors)
+                                let offsets = (0..<taps).map { layout.tapOffset(kh: $0 / g.kernelW, kw: $0 % g.kernelW) }
                                 for c in channels {
                                     let filter = W + c * taps
-                                    for i in 0..<taps { sums[i] = 0 }
+                                    var totals = [Double](repeating: 0, count: taps)
                                     for n in 0..<g.batch {
                                         let plane = n * g.channels + c
-                                        let input = X + plane * g.inputPlane, dx = DX + plane * g.inputPlane
+                                        layout.fill(P, from: X + plane * g.inputPlane)
                                         let dyPlane = DY + plane * g.outputPlane
                                         for oh in 0..<g.outputH {
-                                            let dy = dyPlane + oh * g.outputW
-                                            for kh in 0..<g.kernelH {
-                                                let ih = oh * g.strideH - g.padTop + kh * g.dilationH
-                                                if ih < 0 || ih >= g.height { continue }
-                                                let offset = ih * g.width - g.padLeft
-                                                for kw in 0..<g.kernelW {
-                                                    let valid = columnRanges[kw]
-                                                    if valid.isEmpty { continue }
-                                                    let tap = kh * g.kernelW + kw
-                                                    let source = input + offset + kw * g.dilationW
-                                                    if g.strideW == 1 {
-                                                        sums[tap] += Reduction.dot(dy + valid.lowerBound, source + valid.lowerBound,
-                                                                                   count: valid.count)
-                                                    } else {
-                                                        let s = g.strideW
-                                                        gathered.withUnsafeMutableBufferPointer { gBuffer in
-                                                            let t = gBuffer.base
-                                                            for o in valid { t[o] = source[o * s] }
-                                                            sums[tap] += Reduction.dot(dy + valid.lowerBound, t + valid.lowerBound,
-                                                                                       count: valid.count)
-                                                        }
-                                                    }
-                                                    if !needInputGradient { continue }
-                                                    let w = filter[tap], target = dx + offset + kw * g.dilationW
-                                                    if g.strideW == 1 {
-                                                        for o in valid { target[o] += w * dy[o] }
-                                                    } else {
-                                                        let s = g.strideW
-                                                        for o in valid { target[o * s] += w * dy[o] }
-                                                    }
+                                            UnsafeMutableRawPointer(D + oh * rowVectors)
+                                                .copyMemory(from: dyPlane + oh * g.outputW, byteCount: g.outputW * 4)
+                                        }
+                                        if needInputGradient { dP.update(repeating: 0, count: layout.count) }
+                                        // One tap at a time over the whole plane: its sums stay in registers.
+                                        // Lanes past a row's end carry zero gradients, so their products are zero.
+                                        for t in 0..<taps {
+                                            var a = SIMD8<Float>.zero, b = SIMD8<Float>.zero
+                                            let w = SIMD8<Float>(repeating: filter[t])
+                                            for oh in 0..<g.outputH {
+                                                let source = P + oh * rowStep + offsets[t], d = D + oh * rowVectors
+                                                let target = dP + oh * rowStep + offsets[t]
+                                                var v = 0
+                                                while v + 2 <= rowVectors {
+                                                    a += d[v] * UnsafeRawPointer(source + 8 * v).loadUnaligned(as: SIMD8<Float>.self)
+                                                    b += d[v + 1] * UnsafeRawPointer(source + 8 * v + 8).loadUnaligned(as: SIMD8<Float>.self)
+                                                    v += 2
+                                                }
+                                                if v < rowVectors {
+                                                    a += d[v] * UnsafeRawPointer(source + 8 * v).loadUnaligned(as: SIMD8<Float>.self)
+                                                }
+                                                if !needInputGradient { continue }
+                                                for v in 0..<rowVectors {
+                                                    let q = UnsafeMutableRawPointer(target + 8 * v)
+                                                    q.storeBytes(of: q.loadUnaligned(as: SIMD8<Float>.self) + w * d[v], as: SIMD8<Float>.self)
                                                 }
                                             }
+                                            totals[t] += Double((a + b).sum())
                                         }
+                                        if needInputGradient { layout.extract(dP, into: DX + plane * g.inputPlane) }
                                     }
-                                    for i in 0..<taps { DW[c * taps + i] = Float(sums[i]) }
+                                    for t in 0..<taps { DW[c * taps + t] = Float(totals[t]) }
                                 }
                             }
                         }
@@ -158,6 +165,32 @@ struct PaddedPlaneLayout {
                     if first >= end { continue }
                     let target = P + p * rows * phaseWidth + r * phaseWidth
                     for j in first..<end { target[j] = source[j * g.strideW + shift] }
+                }
+            }
+        }
+    }
+}
+
+extension PaddedPlaneLayout {
+    /// The inverse of `fill`: copies the padded positions of `P` that hold input values out to `output`,
+    /// an input-shaped plane (padding positions are dropped).
+    func extract(_ P: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) {
+        let firstRow = Swift.max(0, g.padTop), lastRow = Swift.min(rows, g.padTop + g.height)
+        let firstColumn = Swift.max(0, -g.padLeft), endColumn = Swift.min(g.width, g.strideW * phaseWidth - g.padLeft)
+        // Input rows and columns that no output reads get no gradient.
+        output.update(repeating: 0, count: g.inputPlane)
+        if firstRow >= lastRow || firstColumn >= endColumn { return }
+        for r in firstRow..<lastRow {
+            let target = output + (r - g.padTop) * g.width
+            if g.strideW == 1 {
+                (target + firstColumn).update(from: P + r * phaseWidth + firstColumn + g.padLeft, count: endColumn - firstColumn)
+            } else {
+                for p in 0..<g.strideW {
+                    let shift = p - g.padLeft
+                    let first = ceilDivide(firstColumn - shift, g.strideW), end = ceilDivide(endColumn - shift, g.strideW)
+                    if first >= end { continue }
+                    let source = P + p * rows * phaseWidth + r * phaseWidth
+                    for j in first..<end { target[j * g.strideW + shift] = source[j] }
                 }
             }
         }

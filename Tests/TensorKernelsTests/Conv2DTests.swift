@@ -44,16 +44,38 @@ final class Conv2DTests: XCTestCase {
         }
     }
 
+    static let wideDepthwiseCases = [
+        Case([2, 3, 7, 41], [3, 1, 3, 3], kernel: (3, 3), pads: (1, 1, 1, 1), groups: 3),
+        Case([1, 2, 9, 70], [2, 1, 3, 3], kernel: (3, 3), strides: (2, 2), autoPad: .sameUpper, groups: 2),
+        Case([1, 2, 12, 53], [2, 1, 5, 5], kernel: (5, 5), strides: (1, 3), dilations: (2, 2), pads: (4, 3, 1, 5), groups: 2),
+        Case([1, 4, 6, 24], [4, 1, 3, 3], kernel: (3, 3), groups: 4, bias: false),
+        Case([1, 2, 9, 20], [2, 1, 3, 3], kernel: (3, 3), strides: (2, 2), pads: (0, 0, 0, 0), groups: 2),
+    ]
+
+    /// The depthwise backward on the wide cases: input and weight gradients against float64 finite
+    /// differences at many positions (borders, vector tails, every phase of a stride).
+    func testWideDepthwiseBackwardMatchesFiniteDifferences() {
+        var rng = SeededGenerator(seed: 6)
+        for (index, c) in Self.wideDepthwiseCases.enumerated() {
+            let x = Tensor.random(c.input, using: &rng), w = Tensor.random(c.weight, using: &rng)
+            let (_, outShape) = Reference.conv(x.doubles, x.shape, w.doubles, w.shape, nil, c.parameters)
+            let dy = Tensor.random(outShape, using: &rng)
+            let r = dy.doubles
+            let grads = Conv2D.backward(x, weight: w, outputGradient: dy, parameters: c.parameters)
+            checkGradient(grads.input!.data, at: x.doubles, samples: 200, "input, wide case \(index)") {
+                weightedSum(Reference.conv($0, x.shape, w.doubles, w.shape, nil, c.parameters).0, r)
+            }
+            checkGradient(grads.weight.data, at: w.doubles, "weight, wide case \(index)") {
+                weightedSum(Reference.conv(x.doubles, x.shape, $0, w.shape, nil, c.parameters).0, r)
+            }
+        }
+    }
+
     /// Depthwise planes wide and tall enough for every path of the direct kernel: two rows of sixteen
     /// columns at a time, single rows, eight-column vectors and the partial last vector; and the fused
     /// clamp, which must equal clipping the unclamped output.
     func testWideDepthwiseAndFusedClampMatchReference() {
-        let cases = [
-            Case([2, 3, 7, 41], [3, 1, 3, 3], kernel: (3, 3), pads: (1, 1, 1, 1), groups: 3),
-            Case([1, 2, 9, 70], [2, 1, 3, 3], kernel: (3, 3), strides: (2, 2), autoPad: .sameUpper, groups: 2),
-            Case([1, 2, 12, 53], [2, 1, 5, 5], kernel: (5, 5), strides: (1, 3), dilations: (2, 2), pads: (4, 3, 1, 5), groups: 2),
-            Case([1, 4, 6, 24], [4, 1, 3, 3], kernel: (3, 3), groups: 4, bias: false),
-        ]
+        let cases = Self.wideDepthwiseCases
         var rng = SeededGenerator(seed: 5)
         for (index, c) in cases.enumerated() {
             let x = Tensor.random(c.input, using: &rng), w = Tensor.random(c.weight, using: &rng)
