@@ -20,8 +20,9 @@ public struct FloatModel: Sendable {
         self.executor = try Executor(graph: foldBatchNormalization(graph).graph, fuseActivations: true)
     }
 
-    /// Runs the model's single input through it in slices of `batchSize` along the first dimension and
-    /// returns its first output, concatenated over the slices.
+    /// Runs the model's single input through it in batches of `batchSize` along the first dimension and
+    /// returns its first output, concatenated over the batches. Each batch runs as concurrent cache-sized
+    /// slices (`Tensor.cacheSizedSlice`), whose size depends on the input shape only, never on the thread count.
     public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
         guard let inputInfo = graph.inputs.first, graph.inputs.count == 1 else {
             throw ExecutionError.missingInput(name: graph.inputs.map(\.name).joined(separator: ", "))
@@ -30,17 +31,8 @@ public struct FloatModel: Sendable {
             throw ExecutionError.inputShapeMismatch(name: inputInfo.name, expected: inputInfo.dimensions, got: input.shape)
         }
         let outputName = graph.outputs[0].name
-        let slice = Self.sliceSize(sampleElements: input.count / input.shape[0], batchSize: batchSize)
         return try input.mapBatches(of: batchSize) { batch in
-            try batch.concurrentMapBatches(of: slice) { try executor.run([inputInfo.name: $0])[outputName]! }
+            try batch.concurrentMapSlices { try executor.run([inputInfo.name: $0])[outputName]! }
         }
-    }
-
-    /// Samples per concurrently run slice of a batch. Large inputs run a few samples per core at a time,
-    /// so that each layer's tensors stay in the caches instead of streaming the whole batch through memory
-    /// once per layer (EfficientNet-Lite0 at 224x224 runs one image per slice); small inputs keep whole
-    /// batches, where per-layer overhead would dominate. Depends on shapes only, never on the thread count.
-    static func sliceSize(sampleElements: Int, batchSize: Int) -> Int {
-        Swift.min(Swift.max(1, batchSize), Swift.max(1, (1 << 17) / Swift.max(1, sampleElements)))
     }
 }

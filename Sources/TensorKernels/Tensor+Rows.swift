@@ -48,6 +48,22 @@ extension Tensor {
     }
 }
 
+extension Tensor {
+    /// Samples per slice for `concurrentMapSlices`: about 512 KB of input per slice, at least one sample.
+    /// Large inputs (a 224x224 image) then run one sample per core at a time, so that each layer's tensors
+    /// stay in the caches instead of streaming a whole batch through memory once per layer; small inputs
+    /// (28x28) keep whole batches, where per-layer overhead would dominate. Depends on shapes only.
+    public var cacheSizedSlice: Int {
+        let samples = Swift.max(1, shape.first ?? 1), perSample = Swift.max(1, count / samples)
+        return Swift.min(samples, Swift.max(1, (1 << 17) / perSample))
+    }
+
+    /// `concurrentMapBatches` with slices of `cacheSizedSlice` samples.
+    public func concurrentMapSlices(_ body: (Tensor) throws -> Tensor) throws -> Tensor {
+        try concurrentMapBatches(of: cacheSizedSlice, body)
+    }
+}
+
 /// One result slot per concurrent task; each task writes only its own slot.
 private final class ResultSlots: @unchecked Sendable {
     private(set) var values: [Result<Tensor, any Error>?]

@@ -25,6 +25,6 @@ public struct Simulation: Sendable {
     /// The network's first output over `input`, in slices of `batchSize`.
     public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
         let name = network.graph.outputs[0].name
-        return try input.mapBatches(of: batchSize) { try run($0)[name]! }
+        return try input.mapBatches(of: batchSize) { batch in try batch.concurrentMapSlices { try run($0)[name]! } }
     }
 }
