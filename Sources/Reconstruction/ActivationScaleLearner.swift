@@ -12,9 +12,12 @@ public struct ActivationScaleLearner {
     private var logScales: [Float]
     private var optimizer: Adam
     private let powerOfTwo: Bool
+    private let evenZeroPoints: Set<String>
 
-    /// A learner for `sites` (name and initial quantizer).
-    public init(sites: [(String, QuantizerParameters)], powerOfTwo: Bool, learningRate: Float) {
+    /// A learner for `sites` (name and initial quantizer); the zero points of `evenZeroPoints` stay even when
+    /// a scale change moves them (`ActivationSite.evenZeroPoint`).
+    public init(sites: [(String, QuantizerParameters)], powerOfTwo: Bool, learningRate: Float, evenZeroPoints: Set<String> = []) {
+        self.evenZeroPoints = evenZeroPoints
         names = sites.map(\.0)
         initial = sites.map(\.1)
         logScales = initial.map { Float(log2(Double($0.scales[0]))) }
@@ -28,7 +31,8 @@ public struct ActivationScaleLearner {
         for (i, name) in names.enumerated() {
             let q0 = initial[i]
             let s = powerOfTwo ? PowerOfTwo.value(Int(logScales[i].rounded(.toNearestOrEven))) : Float(exp2(Double(logScales[i])))
-            let z = q0.zeroPoints[0] == 0 ? 0 : ScaleSearch.rescaledZeroPoint(q0.zeroPoints[0], from: q0.scales[0], to: s, grid: q0.grid)
+            let z = q0.zeroPoints[0] == 0 ? 0 : ScaleSearch.rescaledZeroPoint(q0.zeroPoints[0], from: q0.scales[0], to: s, grid: q0.grid,
+                                                                                  even: evenZeroPoints.contains(name))
             result[name] = QuantizerParameters(grid: q0.grid, scales: [s], zeroPoints: [z])
         }
         return result

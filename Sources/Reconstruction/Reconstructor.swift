@@ -159,7 +159,8 @@ public struct Reconstructor {
             if !sites.isEmpty {
                 let program = try SubgraphProgram(graph: graph, nodeNames: unit.nodes, output: unit.output)
                 var learner = ActivationScaleLearner(sites: sites.map { ($0, net.activations[$0]!) }, powerOfTwo: options.powerOfTwoActivations,
-                                                     learningRate: options.activationLearningRate)
+                                                     learningRate: options.activationLearningRate,
+                                                     evenZeroPoints: quantizedAddOutputs(in: graph, sites: Set(net.activations.keys)))
                 let p = lossExponent(of: unit)
                 var meter = LossMeter()
                 for iteration in 0..<schedule {

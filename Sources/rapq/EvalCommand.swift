@@ -30,6 +30,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Also write the logits to this .npy file.")
     var saveLogits: String?
 
+    @Option(help: "With --integer: write each activation site's codes to DIR/SITE.npy ('/' in a name becomes '_'), to compare with another runtime tensor by tensor.")
+    var saveCodes: String?
+
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
         let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: data))
@@ -41,10 +44,36 @@ struct EvalCommand: ParsableCommand {
             }
             labelValues = values
         }
-        let logits = try LoadedModel(path: model).predict(x, integer: integer, batchSize: batch)
+        let loaded = try LoadedModel(path: model)
+        if let saveCodes {
+            guard integer, case .quantized(let network) = loaded else { throw ValidationError("--save-codes needs --integer and a quantized .rapq model") }
+            try Self.writeCodes(of: IntegerEngine(network), on: x, batchSize: batch, to: URL(fileURLWithPath: saveCodes))
+        }
+        let logits = try loaded.predict(x, integer: integer, batchSize: batch)
         if let saveLogits { try NumpyFile.write(logits, to: URL(fileURLWithPath: saveLogits)) }
         let referenceLogits = try reference.map { try FloatModel(contentsOf: URL(fileURLWithPath: $0)).predict(x, batchSize: batch) }
         print(ClassificationMetrics(logits: logits, labels: labelValues, reference: referenceLogits).summary)
+    }
+}
+
+extension EvalCommand {
+    /// Runs `engine` over `x` batch by batch and writes the codes of every activation site, as float32
+    /// (exact for codes of at most 8 bits), one `.npy` per site.
+    static func writeCodes(of engine: IntegerEngine, on x: Tensor, batchSize: Int, to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var codes: [String: [Float]] = [:], shapes: [String: [Int]] = [:]
+        for slice in x.batches(of: batchSize) {
+            let run = try engine.run(slice)
+            for (name, values) in run.codes {
+                codes[name, default: []].append(contentsOf: values.map(Float.init))
+                shapes[name] = run.shapes[name]
+            }
+        }
+        for (name, values) in codes {
+            let shape = [x.shape[0]] + shapes[name]!.dropFirst()
+            let file = name.replacingOccurrences(of: "/", with: "_") + ".npy"
+            try NumpyFile.write(Tensor(shape: shape, data: values), to: folder.appendingPathComponent(file))
+        }
     }
 }
 

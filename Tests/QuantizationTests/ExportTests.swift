@@ -448,4 +448,107 @@ final class ExportTests: XCTestCase {
             print("\(name): \(summaryLine)")
         }
     }
+
+    // MARK: - Residual Adds that onnxruntime runs as QLinearAdd
+
+    /// An inverted residual block whose Add has no ReLU after it (MobileNetV2, EfficientNet-Lite): its output
+    /// has a zero point inside the grid, and with `residualInputs` both Add inputs are quantized.
+    static func makeInvertedResidualGraph() -> Graph {
+        var r = Random(state: 2024)
+        let same3 = Conv2DParameters(window: WindowGeometry(kernel: (3, 3), pads: (1, 1, 1, 1)))
+        let dw = Conv2DParameters(window: WindowGeometry(kernel: (3, 3), pads: (1, 1, 1, 1)), groups: 16)
+        let pointwise = Conv2DParameters(window: WindowGeometry(kernel: (1, 1)))
+        let nodes = [
+            Node(name: "stem", op: .conv(same3), inputs: ["input", "stem.w", "stem.b"], outputs: ["c0"]),
+            Node(name: "stem.relu6", op: .clip(min: 0, max: 6), inputs: ["c0"], outputs: ["r0"]),
+            Node(name: "expand", op: .conv(pointwise), inputs: ["r0", "expand.w", "expand.b"], outputs: ["e"]),
+            Node(name: "expand.relu6", op: .clip(min: 0, max: 6), inputs: ["e"], outputs: ["e6"]),
+            Node(name: "dw", op: .conv(dw), inputs: ["e6", "dw.w", "dw.b"], outputs: ["d"]),
+            Node(name: "dw.relu6", op: .clip(min: 0, max: 6), inputs: ["d"], outputs: ["d6"]),
+            Node(name: "project", op: .conv(pointwise), inputs: ["d6", "project.w", "project.b"], outputs: ["p"]),
+            Node(name: "add", op: .add, inputs: ["p", "r0"], outputs: ["s"]),
+            Node(name: "head", op: .conv(pointwise), inputs: ["s", "head.w", "head.b"], outputs: ["h"]),
+            Node(name: "head.relu6", op: .clip(min: 0, max: 6), inputs: ["h"], outputs: ["h6"]),
+            Node(name: "gap", op: .globalAveragePool, inputs: ["h6"], outputs: ["g"]),
+            Node(name: "flatten", op: .flatten(axis: 1), inputs: ["g"], outputs: ["f"]),
+            Node(name: "fc", op: .gemm(alpha: 1, beta: 1, transA: false, transB: true), inputs: ["f", "fc.w", "fc.b"], outputs: ["logits"]),
+        ]
+        let initializers: [String: Tensor] = [
+            "stem.w": r.tensor([8, 3, 3, 3], scale: 0.5), "stem.b": r.tensor([8], scale: 0.5),
+            "expand.w": r.tensor([16, 8, 1, 1], scale: 0.5), "expand.b": r.tensor([16], scale: 0.2),
+            "dw.w": r.tensor([16, 1, 3, 3], scale: 0.6), "dw.b": r.tensor([16], scale: 0.2),
+            "project.w": r.tensor([8, 16, 1, 1], scale: 0.4), "project.b": r.tensor([8], scale: 0.2),
+            "head.w": r.tensor([16, 8, 1, 1], scale: 0.5), "head.b": r.tensor([16], scale: 0.2),
+            "fc.w": r.tensor([10, 16], scale: 0.5), "fc.b": r.tensor([10], scale: 0.1),
+        ]
+        return Graph(name: "inverted-residual", inputs: [ValueInfo(name: "input", dimensions: [nil, 3, 8, 8])],
+                     outputs: [ValueInfo(name: "logits", dimensions: [nil, 10])], nodes: nodes, initializers: initializers)
+    }
+
+    static func invertedResidualNetwork(bits: Int, residualInputs: Int) throws -> QuantizedNetwork {
+        var widths = BitWidths(weights: bits, activations: bits)
+        widths.residualInputs = residualInputs
+        return try calibrate(PreparedNetwork(makeInvertedResidualGraph()), calibration: samples(32, seed: 11),
+                             options: CalibrationOptions(bits: widths, scalePolicy: .bestPowerOfTwo), method: "pot-mse")
+    }
+
+    /// The output of an Add whose inputs are both quantized gets an even zero point; without quantized Add
+    /// inputs (METHOD §2's placement) it keeps the zero point the range search gives.
+    func testQuantizedAddOutputHasAnEvenZeroPoint() throws {
+        let graph = Self.makeInvertedResidualGraph()
+        let prepared = PreparedNetwork(graph)
+        for residualInputs in [0, 8] {
+            var widths = BitWidths(weights: 4, activations: 4)
+            widths.residualInputs = residualInputs
+            let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: widths)
+            XCTAssertEqual(sites.filter(\.evenZeroPoint).map(\.tensor), residualInputs > 0 ? ["s"] : [], "residual inputs \(residualInputs)")
+        }
+        for bits in [4, 8] {
+            let network = try Self.invertedResidualNetwork(bits: bits, residualInputs: 8)
+            let z = try XCTUnwrap(network.activations["s"]?.zeroPoints.first)
+            XCTAssertNotEqual(z, 0, "W\(bits)A\(bits): the Add output is signed, so the test covers a zero point inside the grid")
+            XCTAssertEqual(z.truncatingRemainder(dividingBy: 2), 0, "W\(bits)A\(bits): zero point \(z)")
+        }
+        let grid = QuantizationGrid(bits: 4, signed: false)
+        XCTAssertEqual(ScaleSearch.rescaledZeroPoint(5, from: 1, to: 1, grid: grid, even: true), 4)
+        XCTAssertEqual(ScaleSearch.rescaledZeroPoint(7, from: 1, to: 0.5, grid: grid, even: true), 14)
+        XCTAssertEqual(ScaleSearch.rescaledZeroPoint(15, from: 1, to: 1, grid: grid, even: true), 14, "qmax is odd")
+    }
+
+    /// onnxruntime runs the block's Add as QLinearAdd, which rounds after adding the output zero point
+    /// (`quantizedAddOutputs`): with the even zero point its codes, and so its logits, are the integer
+    /// engine's exactly, at W4A4 and W8A8.
+    func testOnnxRuntimeQLinearAddMatchesIntegerEngineExactly() throws {
+        let (found, missing) = Self.pythonWithOnnxRuntime()
+        guard let python = found else { throw XCTSkip(missing) }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let script = root.appendingPathComponent("tools/check_qdq_onnxruntime.py")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-qladd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let x = Self.samples(64, seed: 4321)
+        let inputURL = folder.appendingPathComponent("input.npy")
+        try NumpyFile.write(x, to: inputURL)
+        for bits in [4, 8] {
+            let network = try Self.invertedResidualNetwork(bits: bits, residualInputs: 8)
+            let modelURL = folder.appendingPathComponent("model.qdq.onnx"), logitsURL = folder.appendingPathComponent("ort.npy")
+            let integerURL = folder.appendingPathComponent("integer.npy")
+            try QDQExporter.write(network, to: modelURL)
+            let integer = try IntegerEngine(network).predict(x)
+            try NumpyFile.write(integer, to: integerURL)
+            let (status, output) = Self.run(python, [script.path, modelURL.path, inputURL.path, "--compare", integerURL.path,
+                                                     "--save-logits", logitsURL.path, "--strict"])
+            XCTAssertEqual(status, 0, "W\(bits)A\(bits): \(output)")
+            let summaryLine = try XCTUnwrap(output.split(separator: "\n").last, output)
+            let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(summaryLine.utf8)) as? [String: Any], output)
+            let ops = try XCTUnwrap(summary["ops"] as? [String: Int], output)
+            XCTAssertEqual(ops["QLinearConv"], 5, "W\(bits)A\(bits): \(output)")
+            XCTAssertEqual(ops["QLinearAdd"], 1, "W\(bits)A\(bits): \(output)")
+            let ort = try NumpyFile.readTensor(contentsOf: logitsURL)
+            XCTAssertEqual(ort.shape, integer.shape)
+            let differing = zip(ort.data, integer.data).filter { $0 != $1 }.count
+            XCTAssertEqual(differing, 0, "W\(bits)A\(bits): onnxruntime's logits differ from the integer engine's in \(differing) of \(ort.count) values")
+            print("W\(bits)A\(bits): \(summaryLine)")
+        }
+    }
 }

@@ -269,4 +269,17 @@ final class ActivationScaleLearnerTests: XCTestCase {
         XCTAssertEqual(q["b"]!.zeroPoints, [4])  // round(3 * 0.7 / 0.5) = round(4.2)
         XCTAssertNotNil(q["a"]!.exponents)
     }
+
+    /// A site that must keep an even zero point (a QLinearAdd output) gets the nearest even code after a
+    /// scale change; the others the nearest code.
+    func testEvenZeroPointsStayEvenWhenTheScaleMoves() {
+        let grid = QuantizationGrid(bits: 4, signed: false)
+        let initial = QuantizerParameters(grid: grid, scales: [0.625], zeroPoints: [7])
+        let learner = ActivationScaleLearner(sites: [("free", initial), ("even", initial)], powerOfTwo: true, learningRate: 0.01,
+                                             evenZeroPoints: ["even"])
+        let q = learner.quantizers
+        XCTAssertEqual(q["free"]!.scales, [0.5])
+        XCTAssertEqual(q["free"]!.zeroPoints, [9])  // round(7 * 0.625 / 0.5) = round(8.75)
+        XCTAssertEqual(q["even"]!.zeroPoints, [8])  // 2 * round(4.375)
+    }
 }

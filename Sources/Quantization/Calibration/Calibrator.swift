@@ -116,7 +116,10 @@ public func initialiseActivations(of network: QuantizedNetwork, sites: [Activati
         guard let site = bySite[name] else { return }
         let grid = QuantizationGrid(bits: site.bits, signed: false)
         let sample = tensor.withUnsafeBufferPointer { ScaleSearch.strided($0) }
-        let (s, z) = sample.withUnsafeBufferPointer { ScaleSearch.search($0, grid: grid, policy: policy) }
+        let (s, z) = sample.withUnsafeBufferPointer { buffer in
+            let (s, z) = ScaleSearch.search(buffer, grid: grid, policy: policy)
+            return (s, site.evenZeroPoint ? ScaleSearch.evenZeroPoint(buffer, scale: s, zeroPoint: z, grid: grid) : z)
+        }
         let q = QuantizerParameters(grid: grid, scales: [s], zeroPoints: [site.nonNegative ? 0 : z])
         found[name] = q
         fakeQuantize(&tensor, with: q)

@@ -8,6 +8,9 @@ public struct ActivationSite: Equatable, Codable, Sendable {
     public var bits: Int
     /// Whether the tensor is never negative (after ReLU/ReLU6, or pooling of such): its zero point is then 0.
     public var nonNegative: Bool
+    /// Whether its zero point must be even: the output of an Add whose inputs are all quantized (see
+    /// `quantizedAddOutputs(in:sites:)`).
+    public var evenZeroPoint = false
 }
 
 /// Bit widths that differ by position in the network (METHOD §2).
@@ -100,11 +103,43 @@ public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUni
     let firstOutput = units.first { $0.layers.contains(layers.first?.name ?? "") }.map { source($0.output) }
     let lastInput = layers.last.map { source($0.inputs[0]) }
     let inputs = Set(graph.inputs.map(\.name))
+    let even = quantizedAddOutputs(in: graph, sites: Set(sites))
     // Keep graph order: a tensor's position is its producer's index (graph inputs first).
     let order = Dictionary(uniqueKeysWithValues: graph.nodes.enumerated().flatMap { i, n in n.outputs.map { ($0, i) } })
     return sites.sorted { (order[$0] ?? -1) < (order[$1] ?? -1) }.map { t in
         let wide = inputs.contains(t) || t == firstOutput || (t == lastInput && !bits.lowBitClassifierInput)
         let width = residual.contains(t) ? bits.residualInputs : (wide ? bits.firstLast : bits.activations)
-        return ActivationSite(tensor: t, bits: width, nonNegative: nonNegative(t))
+        return ActivationSite(tensor: t, bits: width, nonNegative: nonNegative(t), evenZeroPoint: even.contains(t))
+    }
+}
+
+/// The sites that hold the output of an Add whose inputs are all quantized (seen through
+/// MaxPool/Flatten/Reshape/Identity), directly or through Relu/Clip: the Adds onnxruntime runs as
+/// `QLinearAdd`. Their zero points must be even.
+///
+/// Why: the integer engine, the simulation and ONNX's QuantizeLinear round first and add the zero point
+/// after, `q = round_half_even(x / s) + z`. onnxruntime's QLinearAdd on x86 (MLAS, AVX2 and SSE2 kernels)
+/// computes `round_half_even(x / s + z)` in float32 instead: the zero point goes in before the rounding.
+/// The two agree for every `x` when `z` is even, and differ by one code on every tie (`x / s = k + 1/2`)
+/// when `z` is odd; ties are common there because the inputs sit on finer grids than the output
+/// (`s_a / s_y = 2^-k`). With power-of-two scales everything else in that kernel is exact.
+public func quantizedAddOutputs(in graph: Graph, sites: Set<String>) -> Set<String> {
+    var producer: [String: Node] = [:]
+    for node in graph.nodes { for name in node.outputs { producer[name] = node } }
+    func source(_ tensor: String) -> String {
+        var t = tensor
+        while let p = producer[t], isQuantizationTransparent(p.op), let input = p.inputs.first { t = input }
+        return t
+    }
+    return sites.filter { site in
+        var node = producer[site]
+        while let p = node {
+            switch p.op {
+            case .relu, .clip: node = producer[p.inputs[0]]
+            case .add: return p.inputs.allSatisfy { sites.contains(source($0)) }
+            default: return false
+            }
+        }
+        return false
     }
 }

@@ -63,9 +63,21 @@ public enum ScaleSearch {
     }
 
     /// The zero point that keeps the float grid's origin when the scale changes from `s0` to `s`:
-    /// `clamp(round(z0 * s0 / s), qmin, qmax)`.
-    public static func rescaledZeroPoint(_ z0: Float, from s0: Float, to s: Float, grid: QuantizationGrid) -> Float {
-        Swift.min(Swift.max((z0 * s0 / s).rounded(.toNearestOrEven), Float(grid.qmin)), Float(grid.qmax))
+    /// `clamp(round(z0 * s0 / s), qmin, qmax)`; with `even`, the nearest even code instead (`qmax` is odd,
+    /// so the largest even one is `qmax - 1`).
+    public static func rescaledZeroPoint(_ z0: Float, from s0: Float, to s: Float, grid: QuantizationGrid, even: Bool = false) -> Float {
+        let v = z0 * s0 / s
+        let z = Swift.min(Swift.max(even ? 2 * (v / 2).rounded(.toNearestOrEven) : v.rounded(.toNearestOrEven), Float(grid.qmin)), Float(grid.qmax))
+        return even && z == Float(grid.qmax) && grid.qmax % 2 != 0 ? z - 1 : z
+    }
+
+    /// `z` if it is even, otherwise whichever of `z - 1` and `z + 1` (inside the grid) has the smaller L2.4
+    /// error on `values` at scale `s`: the zero point of a site that must have an even one
+    /// (`ActivationSite.evenZeroPoint`).
+    public static func evenZeroPoint(_ values: UnsafeBufferPointer<Float>, scale s: Float, zeroPoint z: Float, grid: QuantizationGrid) -> Float {
+        guard z.truncatingRemainder(dividingBy: 2) != 0 else { return z }
+        let candidates = [z - 1, z + 1].filter { $0 >= Float(grid.qmin) && $0 <= Float(grid.qmax) }.map { (scale: s, zeroPoint: $0) }
+        return best(of: candidates, on: values, grid: grid)?.zeroPoint ?? candidates[0].zeroPoint
     }
 
     /// The stored scale and zero point for `values` under `policy`, starting from the float search result.
