@@ -47,6 +47,15 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
+/// CPU time (user + system) of the whole process so far, in seconds: on a shared machine it varies less with
+/// other jobs' load than wall time does.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 func median(_ xs: [Double]) -> Double {
     let s = xs.sorted()
     return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
@@ -513,22 +522,25 @@ func benchRecon(_ unit: BenchUnit, batch: Int, iters: Int, reps: Int, samples: I
     var shaped = ConcurrentGemm(m: 64, n: 3136, k: 576, calls: 10)
     try iteration(); try iteration()
     if !profile { _ = shaped.run() }
-    var perIteration: [Double] = [], gflops: [Double] = [], sgemm: [Double] = [], fractions: [Double] = []
+    var perIteration: [Double] = [], gflops: [Double] = [], sgemm: [Double] = [], fractions: [Double] = [], cpu: [Double] = []
     for _ in 0..<reps {
         let rate = profile ? Double.nan : shaped.flops / shaped.run() / 1e9
-        let t0 = now()
+        let t0 = now(), c0 = processCPUSeconds()
         for _ in 0..<iters { try iteration() }
         let seconds = (now() - t0) / Double(iters)
+        cpu.append((processCPUSeconds() - c0) / Double(iters))
         let g = (flops.forward + flops.backward) / seconds / 1e9
         perIteration.append(seconds); gflops.append(g); sgemm.append(rate); fractions.append(g / rate)
     }
     let s = median(perIteration)
     emit([("bench", "recon"), ("unit", unit.name), ("batch", batch), ("iters", iters), ("reps", reps), ("samples", samples),
           ("median_iteration_s", s), ("iteration_s_runs", perIteration), ("sample_iters_per_s", Double(batch) / s),
+          ("median_iteration_cpu_s", median(cpu)),
           ("gflop_forward", flops.forward / 1e9), ("gflop_backward", flops.backward / 1e9), ("gflops", median(gflops)),
-          ("interleaved_sgemm_64x3136x576_gflops", median(sgemm)), ("fraction_of_sgemm", median(fractions))] + environmentFields())
-    say(String(format: "recon %@ batch %d: %.1f ms/iteration, %.0f samples*iters/s, %.1f GFLOP/s (%.2f GFLOP fwd+bwd) = %.0f%% of sgemm 64x3136x576 (%.1f), median of %d x %d",
-               unit.name, batch, 1000 * s, Double(batch) / s, median(gflops), (flops.forward + flops.backward) / 1e9,
+          ("interleaved_sgemm_64x3136x576_gflops", median(sgemm)), ("fraction_of_sgemm", median(fractions)),
+          ("glibc_tunables", ProcessInfo.processInfo.environment["GLIBC_TUNABLES"] ?? "unset")] + environmentFields())
+    say(String(format: "recon %@ batch %d: %.1f ms/iteration (%.0f ms CPU), %.0f samples*iters/s, %.1f GFLOP/s (%.2f GFLOP fwd+bwd) = %.0f%% of sgemm 64x3136x576 (%.1f), median of %d x %d",
+               unit.name, batch, 1000 * s, 1000 * median(cpu), Double(batch) / s, median(gflops), (flops.forward + flops.backward) / 1e9,
                100 * median(fractions), median(sgemm), reps, iters))
 }
 
