@@ -23,9 +23,10 @@ CATEGORIES = [
     ("blas", re.compile(r"sgemm|_(COOPERLAKE|SKYLAKEX|HASWELL|ZEN|SANDYBRIDGE)\b|openblas|blas_thread|cblas_")),
     ("conv kernels", re.compile(r"Im2Col|Conv2D|epthwise")),
     ("activation kernels", re.compile(r"Activation|Elementwise|ElementMap")),
+    # powf/expf are attributed to their caller (the L_p loss's |d|^p for p != 2, the rectified sigmoid).
     ("loss", re.compile(r"ReconstructionLoss|A4LossO2lp")),
     ("rounding+regulariser+adam", re.compile(
-        r"LayerRounding|RectifiedSigmoid|RoundingRegularizer|Adam|UnitWeightReconstruction|UnitWeightA0|__powf|__expf|__exp2f")),
+        r"LayerRounding|RectifiedSigmoid|RoundingRegularizer|Adam|UnitWeightReconstruction|UnitWeightA0")),
     ("batch gather", re.compile(r"4rows|rows_")),
     ("subgraph bookkeeping", re.compile(r"SubgraphProgram|NodeEvaluator")),
     # Tensor.rows is inlined into the benchmark's loop: copies left over below it are the mini-batch gather.
