@@ -13,7 +13,11 @@
 #      threads), alternated ROUNDS times, one process per measurement, so both see the same machine load;
 #      the ratio is median(Swift images/s) / median(onnxruntime images/s);
 #    - rapq-bench integer: integer engine vs FP32 simulation vs FP32 engine on Lite0 batch 32 (W8A8 and
-#      W4A4 pot-mse .rapq models; quantized here on assets/photo-crops.npy if absent).
+#      W4A4 pot-mse .rapq models; quantized here on assets/photo-crops.npy if absent);
+#    - rapq-bench recon: one weight-reconstruction iteration (issue 4) of a ResNet basic block and an inverted
+#      residual at batch 32, with glibc's defaults and, in a second process, with
+#      GLIBC_TUNABLES=$RECON_TUNABLES (freed memory kept in the heap instead of unmapped; see
+#      docs/BENCHMARKS.md "Reconstruction speed").
 # Inputs: real photos (assets/foolbox20.npy, tiled to 32). Writes OUT_DIR/speed.jsonl.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -26,6 +30,7 @@ MODEL="$ROOT/assets/efficientnet-lite0.onnx"
 INPUT="$ROOT/assets/foolbox20.npy"
 [ "${SKIP_BUILD:-0}" = 1 ] || build_release || exit 1
 AS_SET="${OPENBLAS_CORETYPE:-Haswell}"
+RECON_TUNABLES="${RECON_TUNABLES:-glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184}"
 
 for b in 8 4; do
   q="$OUT/lite0/lite0-pot-mse-w${b}a${b}.rapq"
@@ -46,6 +51,8 @@ for setting in "$AS_SET" unset; do
     "${run[@]}" "$BENCH" integer --model "$OUT/lite0/lite0-pot-mse-w${b}a${b}.rapq" --reference "$MODEL" --batch 32 --runs 3 \
       --input "$INPUT" | tee -a "$RESULTS"
   done
+  "${run[@]}" "$BENCH" recon --iters 5 --reps 5 | tee -a "$RESULTS"
+  "${run[@]}" "GLIBC_TUNABLES=$RECON_TUNABLES" "$BENCH" recon --iters 5 --reps 5 | tee -a "$RESULTS"
 done
 
 # Summary: median over rounds of each engine's images/s, and the Swift/onnxruntime ratio, per setting.

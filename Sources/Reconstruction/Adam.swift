@@ -20,15 +20,20 @@ public struct Adam: Codable, Sendable, Equatable {
 
     /// Applies one update to `x` with gradient `g`.
     public mutating func update(_ x: inout [Float], gradient g: [Float]) {
+        precondition(x.count == m.count && g.count == m.count, "Adam over \(m.count) variables got \(x.count) values and \(g.count) gradients")
         step += 1
         let c1 = 1 - powf(beta1, Float(step)), c2 = 1 - powf(beta2, Float(step))
         let (b1, b2, lr, eps) = (beta1, beta2, learningRate, epsilon)
         m.withUnsafeMutableBufferPointer { m in
             v.withUnsafeMutableBufferPointer { v in
-                for i in 0..<x.count {
-                    m[i] = b1 * m[i] + (1 - b1) * g[i]
-                    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-                    x[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+                x.withUnsafeMutableBufferPointer { x in
+                    g.withUnsafeBufferPointer { g in
+                        for i in 0..<x.count {
+                            m[i] = b1 * m[i] + (1 - b1) * g[i]
+                            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                            x[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+                        }
+                    }
                 }
             }
         }

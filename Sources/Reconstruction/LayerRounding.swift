@@ -79,16 +79,21 @@ public struct LayerRounding: Codable, Sendable {
     /// The soft (differentiable) weights at the current variables.
     public func softWeights() -> [Float] {
         let per = weights.count / channels
-        var w = [Float](repeating: 0, count: weights.count)
         let (lo, hi) = (Float(grid.qmin), Float(grid.qmax))
-        for c in 0..<channels {
-            let s = scales[c], z = zeroPoints[c]
-            for j in c * per..<(c + 1) * per {
-                let q = (weights[j] / s).rounded(.down) + RectifiedSigmoid.value(rounding[j]) + z
-                w[j] = (Swift.min(Swift.max(q, lo), hi) - z) * s
+        return [Float](unsafeUninitializedCapacity: weights.count) { w, initialized in
+            weights.withUnsafeBufferPointer { weights in
+                rounding.withUnsafeBufferPointer { rounding in
+                    for c in 0..<channels {
+                        let s = scales[c], z = zeroPoints[c]
+                        for j in c * per..<(c + 1) * per {
+                            let q = (weights[j] / s).rounded(.down) + RectifiedSigmoid.value(rounding[j]) + z
+                            w[j] = (Swift.min(Swift.max(q, lo), hi) - z) * s
+                        }
+                    }
+                }
             }
+            initialized = weights.count
         }
-        return w
     }
 
     /// The gradients of the loss w.r.t. the rounding variables (one per weight) and the exponent variables (one
@@ -103,6 +108,9 @@ public struct LayerRounding: Codable, Sendable {
     }
 
     /// The gradients of `gradients(...)` and the regularisers' values (rounding, exponent).
+    ///
+    /// One pass over the weights: the sigmoid of each rounding variable is evaluated once for `h` and `dh/da`,
+    /// and `|2h - 1|^(beta - 1)` once for the regulariser's gradient and (times `|2h - 1|`) its value.
     private func evaluate(weightGradient g: [Float], iteration t: Int, rounding schedule: RoundingRegularizer,
                           exponent exponentSchedule: RoundingRegularizer?)
         -> (rounding: [Float], exponent: [Float], roundingValue: Double, exponentValue: Double) {
@@ -110,37 +118,48 @@ public struct LayerRounding: Codable, Sendable {
         let per = weights.count / channels
         let (lo, hi) = (Float(grid.qmin), Float(grid.qmax))
         let active = schedule.isActive(at: t), beta = schedule.beta(at: t)
-        var gradA = [Float](repeating: 0, count: rounding.count)
         var gradV = [Float](repeating: 0, count: exponentVariables == nil ? 0 : channels)
         var roundingValue = 0.0
-        for c in 0..<channels {
-            let s = scales[c], z = zeroPoints[c]
-            var dLds: Float = 0
-            for j in c * per..<(c + 1) * per {
-                let h = RectifiedSigmoid.value(rounding[j])
-                let q = (weights[j] / s).rounded(.down) + h + z
-                let inside = q > lo && q < hi
-                let qc = Swift.min(Swift.max(q, lo), hi)
-                if inside { gradA[j] = g[j] * s * RectifiedSigmoid.derivative(rounding[j]) }
-                // dw/ds with floor(W/s) held constant and z = z0 * s0 / s: qc - [inside] * z.
-                dLds += g[j] * (qc - (inside ? z : 0))
-                if active {
-                    gradA[j] += schedule.gradient(h, beta: beta) * RectifiedSigmoid.derivative(rounding[j])
-                    roundingValue += Double(schedule.weight) * Double(1 - powf(abs(2 * h - 1), beta))
+        let gradA = [Float](unsafeUninitializedCapacity: weights.count) { gradA, initialized in
+            weights.withUnsafeBufferPointer { weights in
+                rounding.withUnsafeBufferPointer { rounding in
+                    g.withUnsafeBufferPointer { g in
+                        for c in 0..<channels {
+                            let s = scales[c], z = zeroPoints[c]
+                            var dLds: Float = 0
+                            for j in c * per..<(c + 1) * per {
+                                let (h, dh) = RectifiedSigmoid.valueAndDerivative(rounding[j])
+                                let q = (weights[j] / s).rounded(.down) + h + z
+                                let inside = q > lo && q < hi
+                                let qc = Swift.min(Swift.max(q, lo), hi)
+                                var ga: Float = inside ? g[j] * s * dh : 0
+                                // dw/ds with floor(W/s) held constant and z = z0 * s0 / s: qc - [inside] * z.
+                                dLds += g[j] * (qc - (inside ? z : 0))
+                                if active {
+                                    let r = schedule.gradientAndValue(h, beta: beta)
+                                    ga += r.gradient * dh
+                                    roundingValue += Double(schedule.weight) * Double(r.value)
+                                }
+                                gradA[j] = ga
+                            }
+                            if let v = exponentVariables {
+                                gradV[c] = dLds * s * Float(M_LN2) * RectifiedSigmoid.derivative(v[c])
+                            }
+                        }
+                    }
                 }
             }
-            if let v = exponentVariables {
-                gradV[c] = dLds * s * Float(M_LN2) * RectifiedSigmoid.derivative(v[c])
-            }
+            initialized = weights.count
         }
         var exponentValue = 0.0
         if let v = exponentVariables, let exponentSchedule {
             // The release uses the rounding schedule's beta for the exponent regulariser.
             let b = schedule.beta(at: t)
             for c in 0..<channels {
-                let h = RectifiedSigmoid.value(v[c])
-                gradV[c] += exponentSchedule.gradient(h, beta: b) * RectifiedSigmoid.derivative(v[c])
-                exponentValue += Double(exponentSchedule.weight) * Double(1 - powf(abs(2 * h - 1), b))
+                let (h, dh) = RectifiedSigmoid.valueAndDerivative(v[c])
+                let r = exponentSchedule.gradientAndValue(h, beta: b)
+                gradV[c] += r.gradient * dh
+                exponentValue += Double(exponentSchedule.weight) * Double(r.value)
             }
         }
         return (gradA, gradV, roundingValue, exponentValue)

@@ -83,37 +83,26 @@ public struct Reconstructor {
             let program = try SubgraphProgram(graph: graph, nodeNames: unit.nodes, output: unit.output)
             let learnExponent = options.learnExponents
             let freezeAt = Swift.min(options.exponentIterations, options.iterations / 2)
-            var roundings = unit.layers.map { name in
+            let roundings = unit.layers.map { name in
                 LayerRounding(layer: net.layers[name]!, weights: graph.initializers[nodes[name]!.inputs[1]]!.data,
                               learnExponent: learnExponent, learningRate: options.learningRate,
                               exponentLearningRate: options.exponentLearningRate)
             }
             let weightNames = unit.layers.map { nodes[$0]!.inputs[1] }
             let p = lossExponent(of: unit)
+            var phase = UnitWeightReconstruction(program: program, roundings: roundings, weightNames: weightNames,
+                                                 weightShapes: unit.layers.map { net.layers[$0]!.weightShape }, lossExponent: p,
+                                                 roundingSchedule: schedule, exponentSchedule: exponentSchedule)
             var meter = LossMeter()
             var stopper = EarlyStopping(patience: options.patience, warmup: Int(options.warmup * Float(options.iterations)))
             var iteration = 0
             while iteration < options.iterations {
-                if learnExponent && iteration == freezeAt {
-                    for i in roundings.indices { roundings[i].freezeExponents(options.exponentHardening) }
-                }
+                if learnExponent && iteration == freezeAt { phase.freezeExponents(options.exponentHardening) }
                 let batch = rng.sample(options.batchSize, from: calibration.shape[0])
-                var parameters: [String: Tensor] = [:]
-                for (i, name) in weightNames.enumerated() {
-                    parameters[name] = Tensor(shape: net.layers[unit.layers[i]]!.weightShape, data: roundings[i].softWeights())
-                }
-                let trace = try program.forward(inputs.mapValues { $0.rows(batch) }, parameters: parameters)
-                let (loss, gradient) = ReconstructionLoss.lp(trace.output, target: target.rows(batch), p: p)
-                let grads = program.backward(trace, outputGradient: gradient, parameters: parameters)
-                var regularisers = (0.0, 0.0)
-                let exponentActive = learnExponent && iteration < freezeAt
-                for (i, name) in weightNames.enumerated() {
-                    let r = roundings[i].step(weightGradient: grads.parameters[name]!.data, iteration: iteration, rounding: schedule,
-                                              exponent: exponentActive ? exponentSchedule : nil)
-                    regularisers.0 += r.rounding
-                    regularisers.1 += r.exponent
-                }
-                meter.add(loss, regularisers.0, regularisers.1)
+                let losses = try phase.iterate(inputs: inputs.mapValues { $0.rows(batch) }, target: target.rows(batch), iteration: iteration,
+                                               learningExponents: learnExponent && iteration < freezeAt)
+                let loss = losses.reconstruction
+                meter.add(loss, losses.rounding, losses.exponent)
                 iteration += 1
                 if iteration % 50 == 0 || iteration == options.iterations {
                     try progress(event("weights", k, unit, iteration, options.iterations, meter.mean, p))
@@ -121,9 +110,9 @@ public struct Reconstructor {
                 }
                 if stopper.shouldStop(iteration: iteration, loss: loss) { break }
             }
-            for i in roundings.indices {
-                roundings[i].freezeExponents(options.exponentHardening)
-                let layer = roundings[i].hardened(from: net.layers[unit.layers[i]]!)
+            phase.freezeExponents(options.exponentHardening)
+            for (i, rounding) in phase.roundings.enumerated() {
+                let layer = rounding.hardened(from: net.layers[unit.layers[i]]!)
                 net.layers[layer.node] = layer
                 overrides[weightNames[i]] = Tensor(shape: layer.weightShape, data: layer.dequantizedWeights)
             }

@@ -26,6 +26,14 @@ public enum RectifiedSigmoid {
         return h <= 0 || h >= 1 ? 0 : s * (1 - s) * (zeta - gamma)
     }
 
+    /// `h(a)` and `dh/da` from one evaluation of the sigmoid (the same values as `value` and `derivative`).
+    @inlinable
+    public static func valueAndDerivative(_ a: Float) -> (value: Float, derivative: Float) {
+        let s = 1 / (1 + expf(-a))
+        let h = s * (zeta - gamma) + gamma
+        return (Swift.min(Swift.max(h, 0), 1), h <= 0 || h >= 1 ? 0 : s * (1 - s) * (zeta - gamma))
+    }
+
     /// The `a` with `h(a) = h` for `h` in (0, 1): `-log((zeta - gamma) / (h - gamma) - 1)`.
     @inlinable
     public static func inverse(_ h: Float) -> Float {

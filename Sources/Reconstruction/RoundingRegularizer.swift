@@ -51,4 +51,15 @@ public struct RoundingRegularizer: Equatable, Codable, Sendable {
         guard m > 0 else { return 0 }
         return -weight * b * powf(m, b - 1) * (u > 0 ? 2 : -2)
     }
+
+    /// `gradient(h, beta:)` and the per-value term `1 - |2h - 1|^beta` of `value` (without `weight`), sharing
+    /// one power: `|2h - 1|^beta = |2h - 1|^(beta - 1) * |2h - 1|`.
+    @inlinable
+    public func gradientAndValue(_ h: Float, beta b: Float) -> (gradient: Float, value: Float) {
+        let u = 2 * h - 1
+        let m = abs(u)
+        guard m > 0 else { return (0, 1) }
+        let power = powf(m, b - 1)
+        return (-weight * b * power * (u > 0 ? 2 : -2), 1 - power * m)
+    }
 }

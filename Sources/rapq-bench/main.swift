@@ -4,6 +4,7 @@
 //   rapq-bench lite0   --model M.onnx [--batch 32] [--runs 7] [--input X.npy]
 //   rapq-bench integer --model M.rapq --reference FP32.onnx [--batch 32] [--runs 5] [--input X.npy]
 //   rapq-bench memory  --model M.onnx|M.rapq [--batch 32] [--input X.npy] [--integer]
+//   rapq-bench recon   [--block resnet|inverted-residual|all] [--batch 32] [--iters 10] [--reps 5] [--samples 128] [--profile]
 //
 // Each measurement prints one JSON line (prefixed by nothing, so `grep '^{'` selects them) and one
 // human-readable line (prefixed by "# "). Times are medians over the timed repetitions after warm-up.
@@ -44,6 +45,15 @@ func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// CPU time (user + system) of the whole process so far, in seconds: on a shared machine it varies less with
+/// other jobs' load than wall time does.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 func median(_ xs: [Double]) -> Double {
@@ -121,6 +131,7 @@ usage: rapq-bench kernels [--reps 7]
        rapq-bench lite0   --model M.onnx [--batch 32] [--runs 7] [--input X.npy]
        rapq-bench integer --model M.rapq --reference FP32.onnx [--batch 32] [--runs 5] [--input X.npy]
        rapq-bench memory  --model M.onnx|M.rapq [--batch 32] [--input X.npy] [--integer]
+       rapq-bench recon   [--block resnet|inverted-residual|all] [--batch 32] [--iters 10] [--reps 5] [--samples 128] [--profile]
 """
 
 /// A random tensor with a fixed seed (values in [-1, 1)).
@@ -388,6 +399,169 @@ func runMemory(_ options: Options) throws {
     say(String(format: "%@ %@ one pass at batch %d: peak RSS %.0f MB", engine, (path as NSString).lastPathComponent, batch, Double(peak) / 1024))
 }
 
+// MARK: - recon (one weight-reconstruction iteration of a unit)
+
+/// A reconstruction unit built in code: its graph (BN already folded: convs with biases), node names, output,
+/// and the shape of one input sample.
+struct BenchUnit {
+    let name: String
+    let graph: Graph
+    let nodes: [String]
+    let output: String
+    let sample: [Int]
+}
+
+/// Conv node and its seeded He-initialised weight and small bias.
+func benchConvLayer(_ name: String, input: String, output: String, in c: Int, out m: Int, kernel k: Int, groups: Int = 1,
+                    seed: UInt64, into initializers: inout [String: Tensor]) -> Node {
+    let fanIn = c / groups * k * k
+    var w = randomTensor([m, c / groups, k, k], seed: seed)
+    let std = Float((2.0 / Double(fanIn)).squareRoot() * 3.0.squareRoot())  // uniform [-1, 1) has variance 1/3
+    for i in w.data.indices { w.data[i] *= std }
+    var b = randomTensor([m], seed: seed + 1)
+    for i in b.data.indices { b.data[i] *= 0.05 }
+    initializers[name + ".w"] = w
+    initializers[name + ".b"] = b
+    let window = WindowGeometry(kernel: (k, k), pads: (k / 2, k / 2, k / 2, k / 2))
+    return Node(name: name, op: .conv(Conv2DParameters(window: window, groups: groups)), inputs: [input, name + ".w", name + ".b"],
+                outputs: [output])
+}
+
+/// ResNet basic block (BN folded): conv 3x3 C->C, ReLU, conv 3x3 C->C, Add identity, ReLU.
+func resnetBlockUnit(channels c: Int, size: Int) -> BenchUnit {
+    var inits: [String: Tensor] = [:]
+    let nodes = [
+        benchConvLayer("conv1", input: "x", output: "c1", in: c, out: c, kernel: 3, seed: 11, into: &inits),
+        Node(name: "relu1", op: .relu, inputs: ["c1"], outputs: ["r1"]),
+        benchConvLayer("conv2", input: "r1", output: "c2", in: c, out: c, kernel: 3, seed: 13, into: &inits),
+        Node(name: "add", op: .add, inputs: ["c2", "x"], outputs: ["s"]),
+        Node(name: "relu2", op: .relu, inputs: ["s"], outputs: ["y"]),
+    ]
+    let graph = Graph(name: "resnet-basic-block", inputs: [ValueInfo(name: "x", dimensions: [nil, c, size, size])],
+                      outputs: [ValueInfo(name: "y", dimensions: [nil, c, size, size])], nodes: nodes, initializers: inits)
+    return BenchUnit(name: "resnet-basic-block \(c)x\(size)x\(size)", graph: graph, nodes: nodes.map(\.name), output: "y",
+                     sample: [c, size, size])
+}
+
+/// MobileNetV2 inverted residual (BN folded): 1x1 C->tC, ReLU6, depthwise 3x3 tC, ReLU6, 1x1 tC->C, Add identity.
+func invertedResidualUnit(channels c: Int, expansion t: Int, size: Int) -> BenchUnit {
+    var inits: [String: Tensor] = [:]
+    let e = c * t
+    let nodes = [
+        benchConvLayer("expand", input: "x", output: "e", in: c, out: e, kernel: 1, seed: 21, into: &inits),
+        Node(name: "relu6a", op: .clip(min: 0, max: 6), inputs: ["e"], outputs: ["ea"]),
+        benchConvLayer("depthwise", input: "ea", output: "d", in: e, out: e, kernel: 3, groups: e, seed: 23, into: &inits),
+        Node(name: "relu6b", op: .clip(min: 0, max: 6), inputs: ["d"], outputs: ["da"]),
+        benchConvLayer("project", input: "da", output: "p", in: e, out: c, kernel: 1, seed: 25, into: &inits),
+        Node(name: "add", op: .add, inputs: ["p", "x"], outputs: ["y"]),
+    ]
+    let graph = Graph(name: "inverted-residual", inputs: [ValueInfo(name: "x", dimensions: [nil, c, size, size])],
+                      outputs: [ValueInfo(name: "y", dimensions: [nil, c, size, size])], nodes: nodes, initializers: inits)
+    return BenchUnit(name: "inverted-residual \(c)->\(e)->\(c) \(size)x\(size)", graph: graph, nodes: nodes.map(\.name), output: "y",
+                     sample: [c, size, size])
+}
+
+/// Conv FLOPs (2 per multiply-add) of one iteration at `batch`: every conv's forward and weight gradient,
+/// and the input gradient of every conv whose input is produced inside the unit (the unit's own input
+/// needs none, so `SubgraphProgram.backward` does not compute it).
+func reconFlops(_ unit: BenchUnit, batch: Int) -> (forward: Double, backward: Double) {
+    var shapes: [String: [Int]] = ["x": [batch] + unit.sample]
+    var forward = 0.0, backward = 0.0
+    for node in unit.graph.nodes {
+        let x = shapes[node.inputs[0]]!
+        switch node.op {
+        case .conv(let p):
+            let w = unit.graph.initializers[node.inputs[1]]!.shape
+            let out = p.window.outputSize(height: x[2], width: x[3])
+            let f = 2.0 * Double(batch * w[0] * w[1] * w[2] * w[3] * out.h * out.w)
+            forward += f
+            backward += node.inputs[0] == "x" ? f : 2 * f
+            shapes[node.outputs[0]] = [batch, w[0], out.h, out.w]
+        default:
+            shapes[node.outputs[0]] = x
+        }
+    }
+    return (forward, backward)
+}
+
+/// Times `UnitWeightReconstruction.iterate` (the reconstruction code path: soft weights with learned
+/// exponents, forward, L_p loss, backward, regularisers, Adam) on one unit, mini-batches drawn from a cache of
+/// `samples` inputs and FP32 targets as `Reconstructor` does, W4 asymmetric per-channel weights (RAPQ:
+/// exponents learned, rounding regulariser past its warm-up, so every term is computed). Each repetition
+/// first measures the sgemm rate (both cores, 2 concurrent 1-thread products of 64x3136x576, the shape of the
+/// 3x3 64->64 conv), then times `iters` iterations; fractions are medians of per-repetition ratios.
+/// With `profile`, no sgemm is measured, so that a sampling profiler sees only the iterations (and the setup).
+func benchRecon(_ unit: BenchUnit, batch: Int, iters: Int, reps: Int, samples: Int, profile: Bool) throws {
+    BLAS.setThreadCount(1)
+    let program = try SubgraphProgram(graph: unit.graph, nodeNames: unit.nodes, output: unit.output)
+    var x = randomTensor([samples] + unit.sample, seed: 31)
+    for i in x.data.indices { x.data[i] = max(0, x.data[i]) * 2 }  // block inputs are post-activation
+    // Targets: the FP32 unit on the cached inputs; the quantized path reads the same inputs.
+    let target = try x.mapBatches(of: batch) { try program.forward(["x": $0]).output }
+    let grid = QuantizationGrid(bits: 4, signed: false)
+    let convs = unit.graph.nodes.filter { if case .conv = $0.op { return true } else { return false } }
+    let roundings = convs.map { node -> LayerRounding in
+        let w = unit.graph.initializers[node.inputs[1]]!, b = unit.graph.initializers[node.inputs[2]]!
+        let layer = QuantizedLayer.quantize(node: node.name, weights: w.data, shape: w.shape, bias: b.data, input: node.inputs[0],
+                                            parameters: ScaleSearch.searchPerChannel(w.data, channels: w.shape[0], grid: grid, policy: .float))
+        return LayerRounding(layer: layer, weights: w.data, learnExponent: true, learningRate: 1e-3, exponentLearningRate: 1e-2)
+    }
+    let total = 1000
+    let schedule = RoundingRegularizer(weight: 0.01, iterations: total), exponentSchedule = RoundingRegularizer(weight: 0.1, iterations: total)
+    var phase = UnitWeightReconstruction(program: program, roundings: roundings, weightNames: convs.map { $0.inputs[1] },
+                                         weightShapes: convs.map { unit.graph.initializers[$0.inputs[1]]!.shape }, lossExponent: 2.4,
+                                         roundingSchedule: schedule, exponentSchedule: exponentSchedule)
+    var rng = SeededGenerator(seed: 5)
+    var t = Int(schedule.warmup * Float(total)) + 1
+    func iteration() throws {
+        let indices = rng.sample(batch, from: samples)
+        _ = try phase.iterate(inputs: ["x": x.rows(indices)], target: target.rows(indices), iteration: t, learningExponents: true)
+        t += 1
+    }
+    let flops = reconFlops(unit, batch: batch)
+    var shaped = ConcurrentGemm(m: 64, n: 3136, k: 576, calls: 10)
+    try iteration(); try iteration()
+    if !profile { _ = shaped.run() }
+    var perIteration: [Double] = [], gflops: [Double] = [], sgemm: [Double] = [], fractions: [Double] = [], cpu: [Double] = []
+    for _ in 0..<reps {
+        let rate = profile ? Double.nan : shaped.flops / shaped.run() / 1e9
+        let t0 = now(), c0 = processCPUSeconds()
+        for _ in 0..<iters { try iteration() }
+        let seconds = (now() - t0) / Double(iters)
+        cpu.append((processCPUSeconds() - c0) / Double(iters))
+        let g = (flops.forward + flops.backward) / seconds / 1e9
+        perIteration.append(seconds); gflops.append(g); sgemm.append(rate); fractions.append(g / rate)
+    }
+    let s = median(perIteration)
+    emit([("bench", "recon"), ("unit", unit.name), ("batch", batch), ("iters", iters), ("reps", reps), ("samples", samples),
+          ("median_iteration_s", s), ("iteration_s_runs", perIteration), ("sample_iters_per_s", Double(batch) / s),
+          ("median_iteration_cpu_s", median(cpu)),
+          ("gflop_forward", flops.forward / 1e9), ("gflop_backward", flops.backward / 1e9), ("gflops", median(gflops)),
+          ("interleaved_sgemm_64x3136x576_gflops", median(sgemm)), ("fraction_of_sgemm", median(fractions)),
+          ("glibc_tunables", ProcessInfo.processInfo.environment["GLIBC_TUNABLES"] ?? "unset")] + environmentFields())
+    say(String(format: "recon %@ batch %d: %.1f ms/iteration (%.0f ms CPU), %.0f samples*iters/s, %.1f GFLOP/s (%.2f GFLOP fwd+bwd) = %.0f%% of sgemm 64x3136x576 (%.1f), median of %d x %d",
+               unit.name, batch, 1000 * s, 1000 * median(cpu), Double(batch) / s, median(gflops), (flops.forward + flops.backward) / 1e9,
+               100 * median(fractions), median(sgemm), reps, iters))
+}
+
+func runRecon(_ options: Options) throws {
+    let batch = try options.int("batch", 32), iters = try options.int("iters", 10), reps = try options.int("reps", 5)
+    let samples = try options.int("samples", 128)
+    guard samples >= batch else { throw BenchError.usage("--samples must be at least --batch") }
+    let block = options.values["block"] ?? "all"
+    let units: [BenchUnit]
+    switch block {
+    case "resnet": units = [resnetBlockUnit(channels: 64, size: 56)]
+    case "inverted-residual": units = [invertedResidualUnit(channels: 24, expansion: 6, size: 56)]
+    case "all": units = [resnetBlockUnit(channels: 64, size: 56), invertedResidualUnit(channels: 24, expansion: 6, size: 56)]
+    default: throw BenchError.usage("--block must be resnet, inverted-residual or all, got '\(block)'")
+    }
+    say("recon: OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset"), \(Parallel.threadCount) worker threads")
+    for unit in units {
+        try benchRecon(unit, batch: batch, iters: iters, reps: reps, samples: samples, profile: options.flags.contains("profile"))
+    }
+}
+
 // MARK: - main
 
 let arguments = CommandLine.arguments
@@ -400,6 +574,7 @@ do {
     case "lite0": try runLite0(Options(rest, flagNames: []))
     case "integer": try runInteger(Options(rest, flagNames: []))
     case "memory": try runMemory(Options(rest, flagNames: ["integer"]))
+    case "recon": try runRecon(Options(rest, flagNames: ["profile"]))
     case "-h", "--help", "help": print(usageText)
     default: throw BenchError.usage("unknown subcommand '\(arguments[1])'")
     }
