@@ -83,6 +83,50 @@ final class PipelineTests: XCTestCase {
         XCTAssertNotEqual(a, try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: other)), "the seed must matter")
     }
 
+    /// A memory budget far below the caches spills every cached unit input and target (both phases) to files:
+    /// the same bytes as without a budget, and no file left behind.
+    func testSpillingGivesTheSameBytes() throws {
+        let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
+        let data = try calibration(64)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-spill-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let inMemory = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: quick(.rapq)))
+        var configuration = quick(.rapq)
+        configuration.maxMemory = 1
+        configuration.cacheFolder = folder
+        var statuses: [String] = []
+        let spilled = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: configuration) { event in
+            if case .status(let line) = event { statuses.append(line) }
+        })
+        XCTAssertEqual(spilled, inMemory)
+        XCTAssertTrue(statuses.contains { $0.contains("at most 0 B in memory") && !$0.contains(" 0 B spilled") }, "\(statuses)")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), [], "spill files left behind")
+    }
+
+    /// A cache folder that cannot be created stops the run before reconstruction, saying which folder.
+    func testUnwritableCacheFolder() throws {
+        let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
+        var configuration = quick(.rapq)
+        configuration.cacheFolder = URL(fileURLWithPath: "/nonexistent-folder/cache")
+        XCTAssertThrowsError(try quantize(model: model, calibration: try calibration(64), configuration: configuration)) {
+            XCTAssertTrue("\($0)".contains("cannot write the reconstruction cache to '/nonexistent-folder/cache'"), "\($0)")
+        }
+    }
+
+    /// Memory sizes in decimal and binary units; anything else is refused with the accepted forms.
+    func testMemorySizes() throws {
+        XCTAssertEqual(try MemorySize(parsing: "2GB").bytes, 2_000_000_000)
+        XCTAssertEqual(try MemorySize(parsing: "512 MB").bytes, 512_000_000)
+        XCTAssertEqual(try MemorySize(parsing: "1.5GiB").bytes, 1_610_612_736)
+        XCTAssertEqual(try MemorySize(parsing: "64kib").bytes, 65_536)
+        XCTAssertEqual(MemorySize(bytes: 1_640_000_000).description, "1.64 GB")
+        for bad in ["2", "GB", "2XB", "-1GB", "1.2.3GB", ""] {
+            XCTAssertThrowsError(try MemorySize(parsing: bad), bad) { XCTAssertTrue("\($0)".contains("not a memory size"), "\($0)") }
+        }
+        XCTAssertThrowsError(try MemorySize(parsing: "0GB")) { XCTAssertTrue("\($0)".contains("out of range"), "\($0)") }
+    }
+
     /// An interrupted run resumed from its checkpoint writes the same bytes as an uninterrupted one.
     func testResumeGivesTheSameBytes() throws {
         let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
