@@ -5,7 +5,7 @@ import TensorKernels
 /// Float32 rows (native byte order, sample after sample). Reads give the same bits from either place.
 ///
 /// A reference type so that the bytes are counted against the budget once however many names refer to
-/// them; the budget is released, and the spill file deleted, when the last reference goes.
+/// them; the budget is released, and the spill file's space freed, when the last reference goes.
 public final class CachedTensor: @unchecked Sendable {
     enum Storage {
         case memory(Tensor)
@@ -35,10 +35,7 @@ public final class CachedTensor: @unchecked Sendable {
 
     deinit {
         cache?.release(accounted)
-        if case .file(let descriptor, let url) = storage {
-            close(descriptor)
-            unlink(url.path)
-        }
+        if case .file(let descriptor, _) = storage { close(descriptor) }
     }
 
     /// Number of samples.
@@ -106,7 +103,7 @@ public final class CachedTensor: @unchecked Sendable {
 
 /// Builds a `CachedTensor` from consecutive slices of samples, straight into memory or its spill file, so
 /// the whole tensor never exists twice. An abandoned writer (an error midway) releases its budget and
-/// deletes its file.
+/// its file.
 public final class CachedTensorWriter {
     private let cache: SampleCache
     private let sampleShape: [Int]
@@ -136,10 +133,7 @@ public final class CachedTensorWriter {
     deinit {
         guard !finished else { return }
         cache.release(accounted)
-        if let file {
-            close(file.descriptor)
-            unlink(file.url.path)
-        }
+        if let file { close(file.descriptor) }
     }
 
     /// Appends the next samples (a tensor shaped `[k] + sampleShape`).

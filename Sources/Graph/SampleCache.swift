@@ -11,8 +11,9 @@ import TensorKernels
 /// a tensor that fits in what is left stays in memory, the next one that does not is spilled whole.
 ///
 /// The spill folder (`rapq-cache-<pid>-<random>` inside the given directory) is created at once, so an
-/// unwritable directory fails before any work; each spill file is deleted when its tensor is released and
-/// the folder when the cache is, including when a run stops on an error.
+/// unwritable directory fails before any work. Each spill file is unlinked as soon as it is opened, so its
+/// space returns to the system when its tensor is released or the process ends in any way; the (empty)
+/// folder is removed when the cache is released.
 public final class SampleCache: @unchecked Sendable {
     /// Bytes that may be held in memory (nil: no limit, nothing is ever spilled).
     public let limit: Int?
@@ -60,6 +61,9 @@ public final class SampleCache: @unchecked Sendable {
         let url = nextFileURL()
         let descriptor = open(url.path, O_RDWR | O_CREAT | O_EXCL, 0o600)
         guard descriptor >= 0 else { throw failure(errno) }
+        // Unlinked at once: the open descriptor keeps the bytes, and the system frees them when the descriptor
+        // is closed, however the process ends (an error, Ctrl-C or a kill leave no spill file behind).
+        unlink(url.path)
         return CachedTensorWriter(cache: self, sampleShape: sampleShape, samples: samples, file: (descriptor, url))
     }
 

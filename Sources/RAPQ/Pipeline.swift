@@ -35,7 +35,8 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     /// output bytes do not depend on it. Not counted: the working memory of one 64-sample slice of the
     /// passes, one mini-batch step of a unit, the model and the runtime. nil: half of the physical memory.
     public var maxMemory: Int?
-    /// Folder in which a private spill folder is created (and removed at the end, also on error);
+    /// Folder in which a private spill folder is created (removed at the end, also on error; its files are
+    /// unlinked when opened, so an interrupted process leaves no data behind);
     /// nil: the system's temporary folder (`TMPDIR`, else /tmp; it should not be a RAM disk).
     public var cacheFolder: URL?
 

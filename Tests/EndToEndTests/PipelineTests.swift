@@ -70,38 +70,30 @@ final class PipelineTests: XCTestCase {
         XCTAssertLessThan(after, before)
     }
 
-    /// Same inputs and seed give the same bytes.
+    /// Same inputs and seed give the same bytes, wherever the reconstruction caches live: the second run's
+    /// memory budget is far below its caches, so every cached unit input and target (both phases) is spilled
+    /// to files, and none is left behind.
     func testDeterministicBytes() throws {
         let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
         let data = try calibration(64)
         let a = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: quick(.rapq)))
-        let b = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: quick(.rapq)))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-spill-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var spilling = quick(.rapq)
+        spilling.maxMemory = 1
+        spilling.cacheFolder = folder
+        var statuses: [String] = []
+        let b = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: spilling) { event in
+            if case .status(let line) = event { statuses.append(line) }
+        })
         XCTAssertEqual(a, b)
+        XCTAssertTrue(statuses.contains { $0.contains("at most 0 B in memory") && !$0.contains(" 0 B spilled") }, "\(statuses)")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), [], "spill folder left behind")
         var other = quick(.rapq)
         other.seed = 8
         other.reconstruction.seed = 8
         XCTAssertNotEqual(a, try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: other)), "the seed must matter")
-    }
-
-    /// A memory budget far below the caches spills every cached unit input and target (both phases) to files:
-    /// the same bytes as without a budget, and no file left behind.
-    func testSpillingGivesTheSameBytes() throws {
-        let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
-        let data = try calibration(64)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-spill-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let inMemory = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: quick(.rapq)))
-        var configuration = quick(.rapq)
-        configuration.maxMemory = 1
-        configuration.cacheFolder = folder
-        var statuses: [String] = []
-        let spilled = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: configuration) { event in
-            if case .status(let line) = event { statuses.append(line) }
-        })
-        XCTAssertEqual(spilled, inMemory)
-        XCTAssertTrue(statuses.contains { $0.contains("at most 0 B in memory") && !$0.contains(" 0 B spilled") }, "\(statuses)")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), [], "spill files left behind")
     }
 
     /// A cache folder that cannot be created stops the run before reconstruction, saying which folder.
