@@ -29,6 +29,16 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     public var checkpointFolder: URL?
     /// Continue from the checkpoint in `checkpointFolder` (it must exist and match this run).
     public var resume = false
+    /// Memory budget of reconstruction in bytes: the calibration samples plus the cached unit inputs and
+    /// FP32 targets (the tensors alive at unit boundaries of the FP32 and quantized passes). Cached tensors
+    /// beyond it are spilled to files in `cacheFolder` and read back per slice and per mini-batch; the
+    /// output bytes do not depend on it. Not counted: the working memory of one 64-sample slice of the
+    /// passes, one mini-batch step of a unit, the model and the runtime. nil: half of the physical memory.
+    public var maxMemory: Int?
+    /// Folder in which a private spill folder is created (removed at the end, also on error; its files are
+    /// unlinked when opened, so an interrupted process leaves no data behind);
+    /// nil: the system's temporary folder (`TMPDIR`, else /tmp; it should not be a RAM disk).
+    public var cacheFolder: URL?
 
     /// A configuration; defaults follow METHOD.md.
     public init(method: QuantizationMethod = .potMse, weightBits: Int = 4, activationBits: Int = 4, firstLastBits: Int = 8,
@@ -79,7 +89,11 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     let reconstruction = method.reconstructionOptions(configuration.reconstruction, lossCoefficient: configuration.lossCoefficient,
                                                       fixedLossExponent: configuration.fixedLossExponent,
                                                       exponentIterations: configuration.exponentIterations)
-    let reconstructor = try Reconstructor(prepared: prepared, calibration: calibration, options: reconstruction)
+    let calibrationBytes = calibration.count * MemoryLayout<Float>.stride
+    let budget = configuration.maxMemory ?? Int(ProcessInfo.processInfo.physicalMemory / 2)
+    let cache = try SampleCache(limit: budget - calibrationBytes, directory: configuration.cacheFolder ?? FileManager.default.temporaryDirectory)
+    try progress(.status("reconstruction memory budget \(MemorySize(bytes: budget)) (calibration samples \(MemorySize(bytes: calibrationBytes)) of it); cached tensors beyond it go to \(cache.folder!.path)"))
+    let reconstructor = try Reconstructor(prepared: prepared, calibration: calibration, options: reconstruction, cache: cache)
     let store = try configuration.checkpointFolder.map {
         try CheckpointStore(folder: $0, fingerprint: fingerprint(of: prepared, calibration: calibration, configuration: configuration, options: reconstruction))
     }
@@ -113,6 +127,8 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
         }) { try progress(.reconstruction($0)) }
         fitBiasesInInt32(&network)
     }
+    let usage = cache.statistics
+    try progress(.status("reconstruction caches: at most \(MemorySize(bytes: usage.peakBytesInMemory)) in memory, \(MemorySize(bytes: usage.bytesSpilled)) spilled to \(usage.filesWritten) files (deleted)"))
     return network
 }
 

@@ -14,11 +14,14 @@ public struct Reconstructor {
     public let calibration: Tensor
     /// Options.
     public let options: ReconstructionOptions
+    /// Where each unit's cached inputs and FP32 targets (the streams' tensors at unit boundaries) are kept:
+    /// in memory within its budget, spilled to files beyond it. Placement never changes a result.
+    public let cache: SampleCache
     private let nodeIndex: [String: Int]
     private let start = Date()
 
-    /// A reconstructor for `prepared` on `calibration`.
-    public init(prepared: PreparedNetwork, calibration: Tensor, options: ReconstructionOptions) throws {
+    /// A reconstructor for `prepared` on `calibration`, caching in `cache` (default: all in memory).
+    public init(prepared: PreparedNetwork, calibration: Tensor, options: ReconstructionOptions, cache: SampleCache = SampleCache()) throws {
         guard options.iterations > 0 else { throw QuantizationError.badCalibration("--iters must be at least 1") }
         guard calibration.shape[0] >= options.batchSize else {
             throw QuantizationError.badCalibration("\(calibration.shape[0]) calibration samples are fewer than the mini-batch of \(options.batchSize); give more samples or a smaller --batch-size")
@@ -26,6 +29,7 @@ public struct Reconstructor {
         self.prepared = prepared
         self.calibration = calibration
         self.options = options
+        self.cache = cache
         nodeIndex = Dictionary(uniqueKeysWithValues: prepared.graph.nodes.enumerated().map { ($1.name, $0) })
     }
 
@@ -58,8 +62,8 @@ public struct Reconstructor {
                                    progress: (ReconstructionEvent) throws -> Void) throws -> QuantizedNetwork {
         var net = network
         let graph = prepared.graph
-        var fp = GraphStream(graph: graph, inputs: [inputName: calibration])
-        var qs = GraphStream(graph: graph, inputs: [inputName: calibration])
+        var fp = GraphStream(graph: graph, inputs: [inputName: calibration], cache: cache)
+        var qs = GraphStream(graph: graph, inputs: [inputName: calibration], cache: cache)
         var overrides: [String: Tensor] = [:]
         let nodes = Dictionary(uniqueKeysWithValues: graph.nodes.map { ($0.name, $0) })
         let schedule = RoundingRegularizer(weight: options.roundingWeight, iterations: options.iterations, warmup: options.warmup)
@@ -77,9 +81,9 @@ public struct Reconstructor {
             var rng = generator(phase: 1, unit: k)
             try fp.advance(to: first)
             try qs.advance(to: first, parameters: overrides)
-            let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.values[$0]!) })
+            let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.cached[$0]!) })
             try fp.advance(to: last + 1)
-            guard let target = fp.values[unit.output] else { throw ExecutionError.unknownTensor(name: unit.output) }
+            guard let target = fp.cached[unit.output] else { throw ExecutionError.unknownTensor(name: unit.output) }
             let program = try SubgraphProgram(graph: graph, nodeNames: unit.nodes, output: unit.output)
             let learnExponent = options.learnExponents
             let freezeAt = Swift.min(options.exponentIterations, options.iterations / 2)
@@ -99,8 +103,8 @@ public struct Reconstructor {
             while iteration < options.iterations {
                 if learnExponent && iteration == freezeAt { phase.freezeExponents(options.exponentHardening) }
                 let batch = rng.sample(options.batchSize, from: calibration.shape[0])
-                let losses = try phase.iterate(inputs: inputs.mapValues { $0.rows(batch) }, target: target.rows(batch), iteration: iteration,
-                                               learningExponents: learnExponent && iteration < freezeAt)
+                let losses = try phase.iterate(inputs: try inputs.mapValues { try $0.rows(batch) }, target: try target.rows(batch),
+                                               iteration: iteration, learningExponents: learnExponent && iteration < freezeAt)
                 let loss = losses.reconstruction
                 meter.add(loss, losses.rounding, losses.exponent)
                 iteration += 1
@@ -130,8 +134,8 @@ public struct Reconstructor {
         var net = network
         guard options.activationIterations > 0 else { return net }
         let graph = net.simulationGraph()
-        var fp = GraphStream(graph: prepared.graph, inputs: [inputName: calibration])
-        var qs = GraphStream(graph: graph, inputs: [inputName: fakeQuantizing(net.activations)(inputName, calibration) ?? calibration])
+        var fp = GraphStream(graph: prepared.graph, inputs: [inputName: calibration], cache: cache)
+        var qs = GraphStream(graph: graph, cachedInputs: [inputName: try quantizedInput(net.activations[inputName])], cache: cache)
         let schedule = options.activationIterations
 
         for (k, unit) in net.units.enumerated() where k >= firstUnit {
@@ -140,9 +144,9 @@ public struct Reconstructor {
             let current = net.activations
             try fp.advance(to: first)
             try qs.advance(to: first, observe: fakeQuantizing(current))
-            let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.values[$0]!) })
+            let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.cached[$0]!) })
             try fp.advance(to: last + 1)
-            guard let target = fp.values[unit.output] else { throw ExecutionError.unknownTensor(name: unit.output) }
+            guard let target = fp.cached[unit.output] else { throw ExecutionError.unknownTensor(name: unit.output) }
             let produced = Set(unit.nodes.compactMap { nodeIndex[$0] }.flatMap { graph.nodes[$0].outputs })
             let sites = net.activations.keys.filter { produced.contains($0) }.sorted()
             if !sites.isEmpty {
@@ -155,8 +159,8 @@ public struct Reconstructor {
                 for iteration in 0..<schedule {
                     let batch = rng.sample(options.batchSize, from: calibration.shape[0])
                     let quantizers = learner.quantizers
-                    let trace = try program.forward(inputs.mapValues { $0.rows(batch) }, observe: fakeQuantizing(quantizers))
-                    let (loss, gradient) = ReconstructionLoss.lp(trace.output, target: target.rows(batch), p: p)
+                    let trace = try program.forward(try inputs.mapValues { try $0.rows(batch) }, observe: fakeQuantizing(quantizers))
+                    let (loss, gradient) = ReconstructionLoss.lp(trace.output, target: try target.rows(batch), p: p)
                     var scaleGradients: [String: Float] = [:]
                     // The output site's gradient is mapped before backward starts; inner sites during it.
                     var outputGradient = gradient
@@ -181,6 +185,20 @@ public struct Reconstructor {
             try unitDone(net, k + 1)
         }
         return net
+    }
+
+    /// The calibration samples fake-quantized by `quantizer` (the samples themselves without one), built in
+    /// slices straight into the cache.
+    private func quantizedInput(_ quantizer: QuantizerParameters?) throws -> CachedTensor {
+        guard let quantizer else { return CachedTensor(external: calibration) }
+        let n = calibration.shape[0]
+        let writer = try cache.writer(sampleShape: Array(calibration.shape.dropFirst()), samples: n)
+        for start in stride(from: 0, to: n, by: 64) {
+            var slice = calibration.rows(start..<Swift.min(n, start + 64))
+            fakeQuantize(&slice, with: quantizer)
+            try writer.append(slice)
+        }
+        return try writer.finish()
     }
 
     /// An observer that fake-quantizes the tensors that have a quantizer in `quantizers` and leaves the rest.

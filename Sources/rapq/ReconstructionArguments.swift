@@ -34,12 +34,21 @@ struct ReconstructionArguments: ParsableArguments {
     @Option(help: "Continue an interrupted run from the checkpoint in this folder (same command, same data); keeps checkpointing there.")
     var resume: String?
 
+    @Option(help: ArgumentHelp("Memory budget of reconstruction: the calibration samples plus the cached unit inputs and FP32 targets; cached tensors beyond it are spilled to --cache-dir (same output bytes). E.g. 2GB, 512MB, 1.5GiB (default: half of the physical memory).", valueName: "size"))
+    var maxMemory: String?
+
+    @Option(help: ArgumentHelp("Folder for the cache files beyond --max-memory, in a private subfolder deleted at the end (default: the system temporary folder, TMPDIR or /tmp).", valueName: "dir"))
+    var cacheDir: String?
+
     func validate() throws {
         guard iters > 0 else { throw ValidationError("--iters must be at least 1") }
         guard actIters >= 0, expIters >= 0, patience >= 0 else { throw ValidationError("--act-iters, --exp-iters and --patience must not be negative") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
         guard expLr > 0, expLr.isFinite else { throw ValidationError("--exp-lr must be positive") }
         if let lp, !(lp > 0 && lp <= 8) { throw ValidationError("--lp must be in (0, 8]") }
+        if let maxMemory {
+            do { _ = try MemorySize(parsing: maxMemory) } catch { throw ValidationError("--max-memory: \(error)") }
+        }
         if resume != nil && checkpointDir != nil && resume != checkpointDir {
             throw ValidationError("--resume continues checkpointing in its own folder; drop --checkpoint-dir or give the same folder")
         }
@@ -56,5 +65,7 @@ struct ReconstructionArguments: ParsableArguments {
         configuration.lossCoefficient = lpCoefficient
         if let folder = resume ?? checkpointDir { configuration.checkpointFolder = URL(fileURLWithPath: folder) }
         configuration.resume = resume != nil
+        configuration.maxMemory = maxMemory.flatMap { try? MemorySize(parsing: $0).bytes }
+        configuration.cacheFolder = cacheDir.map { URL(fileURLWithPath: $0) }
     }
 }

@@ -63,6 +63,17 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["quantize", scratch.appendingPathComponent("missing.onnx").path, "--calib", calib, "-o", out], saying: "missing.onnx", noFile: out)
     }
 
+    func testBadMemoryBudgetAndCacheFolder() throws {
+        let calib = model("fmnist-calib-256.npy")
+        let out = scratch.appendingPathComponent("out.rapq").path
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "--method", "rapq", "--max-memory", "2XB", "-o", out],
+                        saying: "--max-memory: '2XB' is not a memory size; write a number and a unit, e.g. 2GB", noFile: out)
+        let file = try writeNpy(Tensor(shape: [1], repeating: 0), "file.npy")
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "--method", "rapq", "--iters", "4",
+                         "--cache-dir", file + "/cache", "-o", out],
+                        saying: "cannot write the reconstruction cache to '\(file)/cache'", noFile: out)
+    }
+
     func testBadCalibrationData() throws {
         let out = scratch.appendingPathComponent("out.rapq").path
         let wrongShape = try writeNpy(Tensor(shape: [4, 3, 28, 28], repeating: 0.5), "wrong.npy")

@@ -85,17 +85,53 @@ final class PipelineTests: XCTestCase {
         XCTAssertLessThan(after, before)
     }
 
-    /// Same inputs and seed give the same bytes.
+    /// Same inputs and seed give the same bytes, wherever the reconstruction caches live: the second run's
+    /// memory budget is far below its caches, so every cached unit input and target (both phases) is spilled
+    /// to files, and none is left behind.
     func testDeterministicBytes() throws {
         let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
         let data = try calibration(64)
         let a = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: quick(.rapq)))
-        let b = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: quick(.rapq)))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-spill-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var spilling = quick(.rapq)
+        spilling.maxMemory = 1
+        spilling.cacheFolder = folder
+        var statuses: [String] = []
+        let b = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: spilling) { event in
+            if case .status(let line) = event { statuses.append(line) }
+        })
         XCTAssertEqual(a, b)
+        XCTAssertTrue(statuses.contains { $0.contains("at most 0 B in memory") && !$0.contains(" 0 B spilled") }, "\(statuses)")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), [], "spill folder left behind")
         var other = quick(.rapq)
         other.seed = 8
         other.reconstruction.seed = 8
         XCTAssertNotEqual(a, try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: other)), "the seed must matter")
+    }
+
+    /// A cache folder that cannot be created stops the run before reconstruction, saying which folder.
+    func testUnwritableCacheFolder() throws {
+        let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
+        var configuration = quick(.rapq)
+        configuration.cacheFolder = URL(fileURLWithPath: "/nonexistent-folder/cache")
+        XCTAssertThrowsError(try quantize(model: model, calibration: try calibration(64), configuration: configuration)) {
+            XCTAssertTrue("\($0)".contains("cannot write the reconstruction cache to '/nonexistent-folder/cache'"), "\($0)")
+        }
+    }
+
+    /// Memory sizes in decimal and binary units; anything else is refused with the accepted forms.
+    func testMemorySizes() throws {
+        XCTAssertEqual(try MemorySize(parsing: "2GB").bytes, 2_000_000_000)
+        XCTAssertEqual(try MemorySize(parsing: "512 MB").bytes, 512_000_000)
+        XCTAssertEqual(try MemorySize(parsing: "1.5GiB").bytes, 1_610_612_736)
+        XCTAssertEqual(try MemorySize(parsing: "64kib").bytes, 65_536)
+        XCTAssertEqual(MemorySize(bytes: 1_640_000_000).description, "1.64 GB")
+        for bad in ["2", "GB", "2XB", "-1GB", "1.2.3GB", ""] {
+            XCTAssertThrowsError(try MemorySize(parsing: bad), bad) { XCTAssertTrue("\($0)".contains("not a memory size"), "\($0)") }
+        }
+        XCTAssertThrowsError(try MemorySize(parsing: "0GB")) { XCTAssertTrue("\($0)".contains("out of range"), "\($0)") }
     }
 
     /// An interrupted run resumed from its checkpoint writes the same bytes as an uninterrupted one.

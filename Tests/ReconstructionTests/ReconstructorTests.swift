@@ -66,9 +66,10 @@ final class ReconstructorTests: XCTestCase {
             let first = unit.nodes.map { index[$0]! }.min()!, last = unit.nodes.map { index[$0]! }.max()!
             try fp.advance(to: last + 1)
             try qs.advance(to: first, parameters: contextWeights)
-            let target = fp.values[unit.output]!
+            let target = try fp.values[unit.output]!
             let program = try SubgraphProgram(graph: graph, nodeNames: unit.nodes, output: unit.output)
-            let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.values[$0]!) })
+            let values = try qs.values
+            let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, values[$0]!) })
             result.append(try candidates.map { net in
                 let y = try program.forward(inputs, parameters: overrides(net, unit.layers)).output
                 return zip(y.data, target.data).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) } / Double(y.count)
@@ -151,6 +152,27 @@ final class ReconstructorTests: XCTestCase {
         let reconstructor = try Reconstructor(prepared: prepared, calibration: calibration, options: options(iterations: 20))
         let a = try reconstructor.reconstructWeights(naive) { _ in }, b = try reconstructor.reconstructWeights(naive) { _ in }
         XCTAssertEqual(a.layers, b.layers)
+    }
+
+    /// A budget of zero bytes spills every cached unit input and target to files: the same result, and the
+    /// files and their folder are gone once the reconstructor is.
+    func testSpilledCachesGiveTheSameResult() throws {
+        let (prepared, calibration) = network()
+        let naive = try calibrate(prepared, calibration: calibration,
+                                  options: CalibrationOptions(bits: Self.bits, scalePolicy: .nearestPowerOfTwo), method: "naive-pot+recon")
+        let inMemory = try Reconstructor(prepared: prepared, calibration: calibration, options: options(iterations: 20)).reconstructWeights(naive) { _ in }
+        var folder: URL?
+        do {
+            let cache = try SampleCache(limit: 0, directory: FileManager.default.temporaryDirectory)
+            folder = cache.folder
+            let spilled = try Reconstructor(prepared: prepared, calibration: calibration, options: options(iterations: 20), cache: cache)
+                .reconstructWeights(naive) { _ in }
+            XCTAssertEqual(spilled.layers, inMemory.layers)
+            XCTAssertGreaterThan(cache.statistics.bytesSpilled, 0)
+            XCTAssertEqual(cache.statistics.peakBytesInMemory, 0)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cache.folder!.path), [], "spill files outlive their tensors")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder!.path), "the spill folder outlives its cache")
     }
 
     func testRejectsTooFewSamplesAndZeroIterations() {
