@@ -26,7 +26,18 @@ public enum Activation {
     /// `g` where `min < x < max`, else 0 (the gradient of a saturated value is zero).
     public static func clipBackward(_ x: Tensor, min: Float, max: Float, outputGradient: Tensor) -> Tensor {
         ElementMap.binary(x, outputGradient) { x, g, y, n in
-            for i in 0..<n { y[i] = x[i] > min && x[i] < max ? g[i] : 0 }
+            // Eight lanes at a time with a mask: the short-circuit `&&` of the scalar form keeps the
+            // compiler from vectorising, which made this the slowest kernel of a ReLU6 unit's backward.
+            let lo = SIMD8<Float>(repeating: min), hi = SIMD8<Float>(repeating: max)
+            var i = 0
+            while i + 8 <= n {
+                let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+                let d = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
+                let inside = (v .> lo) .& (v .< hi)
+                UnsafeMutableRawPointer(y + i).storeBytes(of: SIMD8<Float>.zero.replacing(with: d, where: inside), as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < n { y[i] = x[i] > min && x[i] < max ? g[i] : 0; i += 1 }
         }
     }
 

@@ -42,6 +42,10 @@ final class ActivationTests: XCTestCase {
         let x = Tensor(shape: [4], data: [0, 6, 3, -1])
         let dx = Activation.clipBackward(x, min: 0, max: 6, outputGradient: Tensor(shape: [4], repeating: 1))
         XCTAssertEqual(dx.data, [0, 0, 1, 0])
+        // The same bounds in the vector path (8 lanes) and its scalar tail.
+        let wide = Tensor(shape: [11], data: [0, 6, 3, -1, 6.5, 0.001, 5.999, .nan, 0, 6, 2])
+        let dWide = Activation.clipBackward(wide, min: 0, max: 6, outputGradient: Tensor(shape: [11], repeating: 2))
+        XCTAssertEqual(dWide.data, [0, 0, 2, 0, 0, 2, 2, 0, 0, 0, 2])
     }
 
     func testSigmoid() {
