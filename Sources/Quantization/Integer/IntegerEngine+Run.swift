@@ -7,14 +7,11 @@ extension IntegerEngine {
         try execute(input, recordSites: true)
     }
 
-    /// The logits over `input`, in batches of `batchSize`, each run as concurrent cache-sized slices
-    /// (`Tensor.cacheSizedSlice`; site codes are not kept).
+    /// The logits over `input`, in slices of `batchSize` (site codes are not kept).
     public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
         precondition(batchSize > 0, "batch size must be positive")
         guard input.rank >= 1 else { throw IntegerEngineError.inputShapeMismatch(expected: network.graph.inputs[0].dimensions, got: input.shape) }
-        return try input.mapBatches(of: batchSize) { batch in
-            try batch.concurrentMapSlices { try execute($0, recordSites: false).logits }
-        }
+        return try input.mapBatches(of: batchSize) { try execute($0, recordSites: false).logits }
     }
 
     func execute(_ input: Tensor, recordSites: Bool) throws -> IntegerRun {
