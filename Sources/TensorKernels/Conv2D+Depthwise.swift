@@ -18,7 +18,9 @@ extension Conv2D {
             x.withUnsafeBufferPointer { xBuffer in
                 weight.withUnsafeBufferPointer { wBuffer in
                     let X = xBuffer.base, W = wBuffer.base, Y = output.base
-                    Parallel.forEachChunk(g.batch * g.channels) { planes in
+                    // Few chunks: each zeroes its own scratch plane, and planes are independent, so the
+                    // chunk count changes only how the work is shared, never a result.
+                    Parallel.forEachChunk(g.batch * g.channels, maxChunks: 8) { planes in
                         // Zeroed once: the padding positions are the same for every plane and never written.
                         var scratch = [Float](repeating: 0, count: layout.count)
                         var offsets = [Int](repeating: 0, count: taps)
@@ -61,7 +63,7 @@ extension Conv2D {
                     inputGradient.withUnsafeMutableBufferPointer { dxBuffer in
                         weightGradient.withUnsafeMutableBufferPointer { dwBuffer in
                             let X = xBuffer.base, W = wBuffer.base, DY = dyBuffer.base, DX = dxBuffer.base, DW = dwBuffer.base
-                            Parallel.forEachChunk(g.channels) { channels in
+                            Parallel.forEachChunk(g.channels, maxChunks: 8) { channels in
                                 // Input plane, then the input-gradient plane; zero padding never written.
                                 let P = UnsafeMutablePointer<Float>.allocate(capacity: 2 * layout.count)
                                 let dP = P + layout.count
