@@ -178,7 +178,19 @@ public struct Reconstructor {
                         meter = LossMeter()
                     }
                 }
-                for (name, q) in learner.quantizers { net.activations[name] = q }
+                // Keep what was learned only if it reconstructs this unit at least as well as the start on
+                // a fixed evaluation batch: power-of-two exponents move by whole octaves, and the
+                // straight-through scale gradient can push one the wrong way.
+                let evaluation = Array(0..<Swift.min(calibration.shape[0], 4 * options.batchSize))
+                func unitLoss(_ quantizers: [String: QuantizerParameters]) throws -> Double {
+                    let trace = try program.forward(try inputs.mapValues { try $0.rows(evaluation) }, observe: fakeQuantizing(quantizers))
+                    return ReconstructionLoss.lp(trace.output, target: try target.rows(evaluation), p: p).loss
+                }
+                let start = Dictionary(uniqueKeysWithValues: sites.map { ($0, net.activations[$0]!) })
+                let learned = learner.quantizers
+                if try unitLoss(learned) <= unitLoss(start) {
+                    for (name, q) in learned { net.activations[name] = q }
+                }
             }
             let updated = net.activations
             try qs.advance(to: last + 1, observe: fakeQuantizing(updated))
