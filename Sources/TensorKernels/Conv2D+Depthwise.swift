@@ -22,19 +22,27 @@ extension Conv2D {
                     // chunk count changes only how the work is shared, never a result.
                     Parallel.forEachChunk(g.batch * g.channels, maxChunks: 8) { planes in
                         // Zeroed once: the padding positions are the same for every plane and never written.
-                        var scratch = [Float](repeating: 0, count: layout.count)
+                        // The padded plane, then (narrow planes) the flat output rows with a vector's slack.
+                        let flatCount = layout.computesFlat ? g.outputH * layout.phaseWidth + 16 : 0
+                        var scratch = [Float](repeating: 0, count: layout.count + flatCount)
                         var offsets = [Int](repeating: 0, count: taps)
                         for t in 0..<taps { offsets[t] = layout.tapOffset(kh: t / g.kernelW, kw: t % g.kernelW) }
                         scratch.withUnsafeMutableBufferPointer { scratchBuffer in
                             offsets.withUnsafeBufferPointer { offsetBuffer in
                                 let P = scratchBuffer.base, tapOffsets = offsetBuffer.baseAddress!
+                                let flat = P + layout.count
                                 for plane in planes {
                                     let c = plane % g.channels
                                     layout.fill(P, from: X + plane * g.inputPlane)
                                     let rows = DepthwiseRows(padded: UnsafePointer(P), rowStep: g.strideH * layout.phaseWidth,
                                                              filter: W + c * taps, tapOffsets: tapOffsets, taps: taps,
                                                              bias: biasData[c], clamp: clamp)
-                                    rows.compute(into: Y + plane * g.outputPlane, rows: g.outputH, columns: g.outputW)
+                                    if layout.computesFlat {
+                                        rows.computeFlat(into: Y + plane * g.outputPlane, rows: g.outputH, columns: g.outputW,
+                                                         rowWidth: layout.phaseWidth, buffer: flat)
+                                    } else {
+                                        rows.compute(into: Y + plane * g.outputPlane, rows: g.outputH, columns: g.outputW)
+                                    }
                                 }
                             }
                         }
@@ -140,9 +148,12 @@ struct PaddedPlaneLayout {
         phaseWidth = (columns + g.strideW - 1) / g.strideW
     }
 
-    /// Scratch floats: the phase planes plus a vector's slack, so that the last columns of the last row
-    /// can be read as a whole vector.
-    var count: Int { g.strideW * rows * phaseWidth + 8 }
+    /// Scratch floats: the phase planes plus slack, so that the last columns of the last row can be read
+    /// as whole vectors, also by the flat loop of narrow planes (`DepthwiseRows.computeFlat`).
+    var count: Int { g.strideW * rows * phaseWidth + 24 + (g.kernelW - 1) * g.dilationW }
+
+    /// Narrow stride-1 planes are computed as one flat run over padded rows (see `computeFlat`).
+    var computesFlat: Bool { g.strideH == 1 && g.strideW == 1 && g.outputW < 32 }
 
     /// Scratch index of padded position `(kh·dilationH, kw·dilationW)`, the first tap of output `(0, 0)`.
     func tapOffset(kh: Int, kw: Int) -> Int {
@@ -219,6 +230,29 @@ private struct DepthwiseRows {
         let lo = SIMD8<Float>(repeating: clamp.lowerBound), hi = SIMD8<Float>(repeating: clamp.upperBound)
         let raised = v.replacing(with: lo, where: lo .> v)
         return raised.replacing(with: hi, where: hi .< raised)
+    }
+
+    /// Every output of a stride-1 plane narrower than two vectors, as one flat run: output `(oh, o)` is
+    /// computed at `oh · rowWidth + o` of `buffer` (rows as wide as the padded plane, whose rows are
+    /// `rowWidth` apart too, so one tap offset serves every position), then the first `columns` of each
+    /// row are copied out. The extra positions per row are computed and dropped; the sums are the same,
+    /// in the same order, as `compute`'s.
+    func computeFlat(into Y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, rowWidth: Int,
+                     buffer: UnsafeMutablePointer<Float>) {
+        let count = rows * rowWidth
+        var f = 0
+        while f < count {
+            var a = SIMD8<Float>(repeating: bias), b = a
+            for t in 0..<taps {
+                let w = SIMD8<Float>(repeating: filter[t]), p = padded + tapOffsets[t] + f
+                a = a + w * load8(p)
+                b = b + w * load8(p + 8)
+            }
+            UnsafeMutableRawPointer(buffer + f).storeBytes(of: clamped(a), as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(buffer + f + 8).storeBytes(of: clamped(b), as: SIMD8<Float>.self)
+            f += 16
+        }
+        for oh in 0..<rows { (Y + oh * columns).update(from: buffer + oh * rowWidth, count: columns) }
     }
 
     func compute(into Y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
