@@ -5,6 +5,9 @@ public struct FloatModel: Sendable {
     /// The imported graph.
     public let graph: Graph
     private let executor: Executor
+    /// When the network narrows to one small tensor (after global pooling), the part from there on runs
+    /// on whole batches: `head` computes `cut` in one-image slices, `tail` the outputs from it.
+    private let split: (head: Executor, tail: Executor, cut: String)?
 
     /// Reads and prepares the ONNX model at `url`.
     public init(contentsOf url: URL) throws {
@@ -17,7 +20,33 @@ public struct FloatModel: Sendable {
     /// float64 and rounded once).
     public init(graph: Graph) throws {
         self.graph = graph
-        self.executor = try Executor(graph: foldBatchNormalization(graph).graph, fuseActivations: true)
+        let optimised = foldBatchNormalization(graph).graph
+        self.executor = try Executor(graph: optimised, fuseActivations: true)
+        self.split = try Self.narrowSplit(optimised)
+    }
+
+    /// The earliest point after which a single tensor of at most 4096 values per sample is all the rest of
+    /// the network reads (a classifier head after global pooling), as two executors; nil if there is none.
+    /// Sliced execution helps large feature maps stay in cache, but a classifier's matrix product on one
+    /// sample at a time is a slow matrix-vector product.
+    private static func narrowSplit(_ graph: Graph) throws -> (head: Executor, tail: Executor, cut: String)? {
+        guard graph.inputs.count == 1, let shapes = try? inferShapes(of: graph, batch: 1) else { return nil }
+        let produced = graph.nodes.map { Set($0.outputs) }
+        let outputNames = Set(graph.outputs.map(\.name))
+        for c in 1..<Swift.max(1, graph.nodes.count) {
+            let before = produced[..<c].reduce(into: Set<String>()) { $0.formUnion($1) }.union([graph.inputs[0].name])
+            var live = Set(graph.nodes[c...].flatMap(\.inputs).filter { before.contains($0) })
+            live.formUnion(outputNames.intersection(before))
+            guard live.count == 1, let cut = live.first, cut != graph.inputs[0].name, let shape = shapes[cut],
+                  shape.reduce(1, *) <= 4096 else { continue }
+            var head = graph, tail = graph
+            head.nodes = Array(graph.nodes[..<c])
+            head.outputs = [ValueInfo(name: cut, dimensions: shape.map { _ in nil })]
+            tail.nodes = Array(graph.nodes[c...])
+            tail.inputs = [ValueInfo(name: cut, dimensions: [nil] + shape.dropFirst().map { Optional($0) })]
+            return (try Executor(graph: head, fuseActivations: true), try Executor(graph: tail, fuseActivations: true), cut)
+        }
+        return nil
     }
 
     /// Runs the model's single input through it in batches of `batchSize` along the first dimension and
@@ -32,7 +61,11 @@ public struct FloatModel: Sendable {
         }
         let outputName = graph.outputs[0].name
         return try input.mapBatches(of: batchSize) { batch in
-            try batch.concurrentMapSlices { try executor.run([inputInfo.name: $0])[outputName]! }
+            guard let split, batch.cacheSizedSlice < batch.shape[0] else {
+                return try batch.concurrentMapSlices { try executor.run([inputInfo.name: $0])[outputName]! }
+            }
+            let narrow = try batch.concurrentMapSlices { try split.head.run([inputInfo.name: $0])[split.cut]! }
+            return try split.tail.run([split.cut: narrow])[outputName]!
         }
     }
 }

@@ -35,6 +35,36 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(try model.predict(input, batchSize: 1), output)
     }
 
+    /// A classifier on large inputs runs its trunk in one-image slices and its head (after global pooling)
+    /// on the whole batch; the result equals the plain executor's on the unoptimised graph.
+    func testSlicedFloatModelWithBatchedHeadMatchesTheExecutor() throws {
+        var state: UInt64 = 42
+        func random(_ shape: [Int]) -> Tensor {
+            Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return Float(Int64(bitPattern: state >> 11) & 0xFFFF) / 32768 - 1
+            })
+        }
+        var graph = Graph(name: "t", inputs: [ValueInfo(name: "x", dimensions: [nil, 3, 224, 224])],
+                          outputs: [ValueInfo(name: "y", dimensions: [nil, 5])], nodes: [], initializers: [:])
+        graph.initializers = ["w": random([4, 3, 3, 3]), "b": random([4]), "fc": random([5, 4]), "fcb": random([5])]
+        let conv = Conv2DParameters(window: WindowGeometry(kernel: (3, 3), strides: (4, 4), pads: (1, 1, 1, 1)))
+        graph.nodes = [
+            Node(name: "c", op: .conv(conv), inputs: ["x", "w", "b"], outputs: ["a"]),
+            Node(name: "r", op: .relu, inputs: ["a"], outputs: ["h"]),
+            Node(name: "p", op: .globalAveragePool, inputs: ["h"], outputs: ["g"]),
+            Node(name: "f", op: .flatten(axis: 1), inputs: ["g"], outputs: ["v"]),
+            Node(name: "fc", op: .gemm(alpha: 1, beta: 1, transA: false, transB: true), inputs: ["v", "fc", "fcb"], outputs: ["y"]),
+        ]
+        let x = random([3, 3, 224, 224])
+        XCTAssertEqual(x.cacheSizedSlice, 1, "one image per slice, so the head runs apart from the trunk")
+        let expected = try Executor(graph: graph).run(["x": x])["y"]!
+        let y = try FloatModel(graph: graph).predict(x)
+        XCTAssertEqual(y.shape, [3, 5])
+        let diff = zip(y.data, expected.data).map { abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(diff, 1e-5)
+    }
+
     /// The README's library example, kept compiling and running here.
     func testReadmeLibraryExample() throws {
         let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
