@@ -31,10 +31,10 @@ public struct FloatModel: Sendable {
     /// sample at a time is a slow matrix-vector product.
     private static func narrowSplit(_ graph: Graph) throws -> (head: Executor, tail: Executor, cut: String)? {
         guard graph.inputs.count == 1, let shapes = try? inferShapes(of: graph, batch: 1) else { return nil }
-        let produced = graph.nodes.map { Set($0.outputs) }
         let outputNames = Set(graph.outputs.map(\.name))
+        var before: Set<String> = [graph.inputs[0].name]  // tensors defined before node c
         for c in 1..<Swift.max(1, graph.nodes.count) {
-            let before = produced[..<c].reduce(into: Set<String>()) { $0.formUnion($1) }.union([graph.inputs[0].name])
+            before.formUnion(graph.nodes[c - 1].outputs)
             var live = Set(graph.nodes[c...].flatMap(\.inputs).filter { before.contains($0) })
             live.formUnion(outputNames.intersection(before))
             guard live.count == 1, let cut = live.first, cut != graph.inputs[0].name, let shape = shapes[cut],

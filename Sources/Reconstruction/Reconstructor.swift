@@ -137,6 +137,7 @@ public struct Reconstructor {
         var fp = GraphStream(graph: prepared.graph, inputs: [inputName: calibration], cache: cache)
         var qs = GraphStream(graph: graph, cachedInputs: [inputName: try quantizedInput(net.activations[inputName])], cache: cache)
         let schedule = options.activationIterations
+        let evenSites = quantizedAddOutputs(in: graph, sites: Set(net.activations.keys))
 
         for (k, unit) in net.units.enumerated() where k >= firstUnit {
             var rng = generator(phase: 2, unit: k)
@@ -153,7 +154,7 @@ public struct Reconstructor {
                 let program = try SubgraphProgram(graph: graph, nodeNames: unit.nodes, output: unit.output)
                 var learner = ActivationScaleLearner(sites: sites.map { ($0, net.activations[$0]!) }, powerOfTwo: options.powerOfTwoActivations,
                                                      learningRate: options.activationLearningRate,
-                                                     evenZeroPoints: quantizedAddOutputs(in: graph, sites: Set(net.activations.keys)))
+                                                     evenZeroPoints: evenSites)
                 let p = lossExponent(of: unit)
                 var meter = LossMeter()
                 for iteration in 0..<schedule {

@@ -232,6 +232,27 @@ private struct DepthwiseRows {
         return raised.replacing(with: hi, where: hi .< raised)
     }
 
+    /// Eight outputs from the first taps at `base`: bias, then every tap in order.
+    @inline(__always)
+    private func eight(at base: UnsafePointer<Float>) -> SIMD8<Float> {
+        var a = SIMD8<Float>(repeating: bias)
+        for t in 0..<taps { a = a + SIMD8<Float>(repeating: filter[t]) * load8(base + tapOffsets[t]) }
+        return a
+    }
+
+    /// Sixteen outputs from the first taps at `base`, clamped and stored at `y` (two independent sums).
+    @inline(__always)
+    private func storeSixteen(at base: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+        var a = SIMD8<Float>(repeating: bias), b = a
+        for t in 0..<taps {
+            let w = SIMD8<Float>(repeating: filter[t]), p = base + tapOffsets[t]
+            a = a + w * load8(p)
+            b = b + w * load8(p + 8)
+        }
+        UnsafeMutableRawPointer(y).storeBytes(of: clamped(a), as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + 8).storeBytes(of: clamped(b), as: SIMD8<Float>.self)
+    }
+
     /// Every output of a stride-1 plane narrower than two vectors, as one flat run: output `(oh, o)` is
     /// computed at `oh · rowWidth + o` of `buffer` (rows as wide as the padded plane, whose rows are
     /// `rowWidth` apart too, so one tap offset serves every position), then the first `columns` of each
@@ -240,18 +261,7 @@ private struct DepthwiseRows {
     func computeFlat(into Y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, rowWidth: Int,
                      buffer: UnsafeMutablePointer<Float>) {
         let count = rows * rowWidth
-        var f = 0
-        while f < count {
-            var a = SIMD8<Float>(repeating: bias), b = a
-            for t in 0..<taps {
-                let w = SIMD8<Float>(repeating: filter[t]), p = padded + tapOffsets[t] + f
-                a = a + w * load8(p)
-                b = b + w * load8(p + 8)
-            }
-            UnsafeMutableRawPointer(buffer + f).storeBytes(of: clamped(a), as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(buffer + f + 8).storeBytes(of: clamped(b), as: SIMD8<Float>.self)
-            f += 16
-        }
+        for f in stride(from: 0, to: count, by: 16) { storeSixteen(at: padded + f, into: buffer + f) }
         for oh in 0..<rows { (Y + oh * columns).update(from: buffer + oh * rowWidth, count: columns) }
     }
 
@@ -281,28 +291,17 @@ private struct DepthwiseRows {
                 o = columns - columns % 16  // done with the row above
             }
             while o + 16 <= columns {
-                var a = SIMD8<Float>(repeating: bias), b = a
-                for t in 0..<taps {
-                    let w = SIMD8<Float>(repeating: filter[t]), p = base + tapOffsets[t] + o
-                    a = a + w * load8(p)
-                    b = b + w * load8(p + 8)
-                }
-                UnsafeMutableRawPointer(y + o).storeBytes(of: clamped(a), as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(y + o + 8).storeBytes(of: clamped(b), as: SIMD8<Float>.self)
+                storeSixteen(at: base + o, into: y + o)
                 o += 16
             }
             while o + 8 <= columns {
-                var a = SIMD8<Float>(repeating: bias)
-                for t in 0..<taps { a = a + SIMD8<Float>(repeating: filter[t]) * load8(base + tapOffsets[t] + o) }
-                UnsafeMutableRawPointer(y + o).storeBytes(of: clamped(a), as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(y + o).storeBytes(of: clamped(eight(at: base + o)), as: SIMD8<Float>.self)
                 o += 8
             }
             if o < columns {
                 // The last 1-7 columns as one vector: lanes past the row read the scratch slack or the next
                 // padded row, and are not stored.
-                var a = SIMD8<Float>(repeating: bias)
-                for t in 0..<taps { a = a + SIMD8<Float>(repeating: filter[t]) * load8(base + tapOffsets[t] + o) }
-                let v = clamped(a)
+                let v = clamped(eight(at: base + o))
                 for lane in 0..<(columns - o) { y[o + lane] = v[lane] }
             }
         }

@@ -42,9 +42,13 @@ extension Tensor {
     public func concurrentMapBatches(of batchSize: Int, _ body: (Tensor) throws -> Tensor) throws -> Tensor {
         let inputs = batches(of: batchSize)
         guard inputs.count > 1 else { return try mapBatches(of: batchSize, body) }
-        let results = ResultSlots(count: inputs.count)
-        Parallel.forEach(inputs.count) { i in results.set(i, Result { try body(inputs[i]) }) }
-        return Shaping.concat(try results.values.map { try $0!.get() }, axis: 0)
+        // One slot per batch, each written by its own task only.
+        var results = [Result<Tensor, any Error>?](repeating: nil, count: inputs.count)
+        results.withUnsafeMutableBufferPointer { slots in
+            let slot = slots.baseAddress!
+            Parallel.forEach(inputs.count) { i in slot[i] = Result { try body(inputs[i]) } }
+        }
+        return Shaping.concat(try results.map { try $0!.get() }, axis: 0)
     }
 }
 
@@ -61,14 +65,5 @@ extension Tensor {
     /// `concurrentMapBatches` with slices of `cacheSizedSlice` samples.
     public func concurrentMapSlices(_ body: (Tensor) throws -> Tensor) throws -> Tensor {
         try concurrentMapBatches(of: cacheSizedSlice, body)
-    }
-}
-
-/// One result slot per concurrent task; each task writes only its own slot.
-private final class ResultSlots: @unchecked Sendable {
-    private(set) var values: [Result<Tensor, any Error>?]
-    init(count: Int) { values = Array(repeating: nil, count: count) }
-    func set(_ index: Int, _ value: Result<Tensor, any Error>) {
-        values.withUnsafeMutableBufferPointer { $0[index] = value }
     }
 }

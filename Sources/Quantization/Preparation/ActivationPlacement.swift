@@ -59,18 +59,27 @@ func isQuantizationTransparent(_ op: Operator) -> Bool {
     }
 }
 
+/// The node producing each tensor of `graph`.
+func producers(in graph: Graph) -> [String: Node] {
+    var producer: [String: Node] = [:]
+    for node in graph.nodes { for name in node.outputs { producer[name] = node } }
+    return producer
+}
+
+/// The tensor whose quantizer `tensor` shares: `tensor` followed back through MaxPool/Flatten/Reshape/Identity.
+func quantizationSource(of tensor: String, producers producer: [String: Node]) -> String {
+    var t = tensor
+    while let p = producer[t], isQuantizationTransparent(p.op), let input = p.inputs.first { t = input }
+    return t
+}
+
 /// Where activation quantizers go (METHOD §2): on every tensor a Conv/Gemm reads (so the integer engine
 /// sees integers), which covers the network input and the inside of blocks, and on every unit output.
 /// Tensors seen through MaxPool/Flatten/Reshape/Identity share the quantizer of their source. The conv
 /// feeding a residual Add and the shortcut conv get none of their own; the logits get none.
 public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUnit], bits: BitWidths) -> [ActivationSite] {
-    var producer: [String: Node] = [:]
-    for node in graph.nodes { for name in node.outputs { producer[name] = node } }
-    func source(_ tensor: String) -> String {
-        var t = tensor
-        while let p = producer[t], isQuantizationTransparent(p.op), let input = p.inputs.first { t = input }
-        return t
-    }
+    let producer = producers(in: graph)
+    func source(_ tensor: String) -> String { quantizationSource(of: tensor, producers: producer) }
     func nonNegative(_ tensor: String) -> Bool {
         guard let p = producer[tensor] else { return false }
         switch p.op {
@@ -124,13 +133,8 @@ public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUni
 /// when `z` is odd; ties are common there because the inputs sit on finer grids than the output
 /// (`s_a / s_y = 2^-k`). With power-of-two scales everything else in that kernel is exact.
 public func quantizedAddOutputs(in graph: Graph, sites: Set<String>) -> Set<String> {
-    var producer: [String: Node] = [:]
-    for node in graph.nodes { for name in node.outputs { producer[name] = node } }
-    func source(_ tensor: String) -> String {
-        var t = tensor
-        while let p = producer[t], isQuantizationTransparent(p.op), let input = p.inputs.first { t = input }
-        return t
-    }
+    let producer = producers(in: graph)
+    func source(_ tensor: String) -> String { quantizationSource(of: tensor, producers: producer) }
     return sites.filter { site in
         var node = producer[site]
         while let p = node {
