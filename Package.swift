@@ -18,7 +18,9 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .systemLibrary(name: "CMalloc"),
-        .target(name: "TensorKernels", dependencies: ["CBLAS", "CMalloc"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
+        .target(name: "DepthwiseAVX2", swiftSettings: optimizedInDebug + avx2),
+        .target(name: "TensorKernels", dependencies: ["CBLAS", "CMalloc", "DepthwiseAVX2"], exclude: ["README.md"],
+                swiftSettings: optimizedInDebug),
         .target(name: "Graph", dependencies: ["TensorKernels"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
         .target(
             name: "ONNX",
@@ -55,3 +57,14 @@ let package = Package(
 /// The numeric targets are optimised in debug builds too: their hot loops run 10-50x slower unoptimised,
 /// which would make `swift test` (a debug build) take tens of minutes. Testability is kept.
 var optimizedInDebug: [SwiftSetting] { [.unsafeFlags(["-O", "-enable-testing"], .when(configuration: .debug))] }
+
+/// `DepthwiseAVX2` is the depthwise inner loop (a link to `TensorKernels/DepthwiseRows.swift`) compiled for
+/// AVX2; `TensorKernels` calls it only on CPUs that have AVX2 (`VectorUnit`), everything else stays
+/// baseline x86-64. Other architectures compile it like the rest.
+var avx2: [SwiftSetting] {
+    #if arch(x86_64)
+    [.unsafeFlags(["-Xcc", "-mavx2"])]
+    #else
+    []
+    #endif
+}

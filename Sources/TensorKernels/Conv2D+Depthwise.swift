@@ -1,3 +1,5 @@
+import DepthwiseAVX2
+
 extension Conv2D {
     /// Depthwise convolution (`groups == C == M`): each plane is convolved with its own `kH × kW` filter
     /// directly, without a patch matrix.
@@ -9,7 +11,7 @@ extension Conv2D {
     /// same order for vector and scalar columns, so every output has the same bits however it was computed).
     /// `clamp`, when given, is applied to each output as it is stored (a fused ReLU or ReLU6).
     static func depthwiseForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvolutionGeometry,
-                                 clamp: ClosedRange<Float>? = nil) -> Tensor {
+                                 clamp: ClosedRange<Float>? = nil, vectorUnit: VectorUnit = .current) -> Tensor {
         let taps = g.kernelH * g.kernelW
         let layout = PaddedPlaneLayout(g)
         let biasData = bias?.data ?? [Float](repeating: 0, count: g.outputChannels)
@@ -30,18 +32,22 @@ extension Conv2D {
                         scratch.withUnsafeMutableBufferPointer { scratchBuffer in
                             offsets.withUnsafeBufferPointer { offsetBuffer in
                                 let P = scratchBuffer.base, tapOffsets = offsetBuffer.baseAddress!
+                                let rowStep = g.strideH * layout.phaseWidth
                                 let flat = P + layout.count
                                 for plane in planes {
                                     let c = plane % g.channels
                                     layout.fill(P, from: X + plane * g.inputPlane)
-                                    let rows = DepthwiseRows(padded: UnsafePointer(P), rowStep: g.strideH * layout.phaseWidth,
-                                                             filter: W + c * taps, tapOffsets: tapOffsets, taps: taps,
-                                                             bias: biasData[c], clamp: clamp)
-                                    if layout.computesFlat {
-                                        rows.computeFlat(into: Y + plane * g.outputPlane, rows: g.outputH, columns: g.outputW,
-                                                         rowWidth: layout.phaseWidth, buffer: flat)
+                                    let y = Y + plane * g.outputPlane, flatBuffer = layout.computesFlat ? flat : nil
+                                    if vectorUnit == .avx2 {
+                                        DepthwiseAVX2.DepthwiseRows(padded: P, rowStep: rowStep, filter: W + c * taps, tapOffsets: tapOffsets,
+                                                                    taps: taps, bias: biasData[c], clamp: clamp)
+                                            .compute(into: y, rows: g.outputH, columns: g.outputW, rowWidth: layout.phaseWidth,
+                                                     flatBuffer: flatBuffer)
                                     } else {
-                                        rows.compute(into: Y + plane * g.outputPlane, rows: g.outputH, columns: g.outputW)
+                                        DepthwiseRows(padded: P, rowStep: rowStep, filter: W + c * taps, tapOffsets: tapOffsets,
+                                                      taps: taps, bias: biasData[c], clamp: clamp)
+                                            .compute(into: y, rows: g.outputH, columns: g.outputW, rowWidth: layout.phaseWidth,
+                                                     flatBuffer: flatBuffer)
                                     }
                                 }
                             }
@@ -170,6 +176,8 @@ struct PaddedPlaneLayout {
             let source = input + (r - g.padTop) * g.width
             if g.strideW == 1 {
                 (P + r * phaseWidth + firstColumn + g.padLeft).update(from: source + firstColumn, count: endColumn - firstColumn)
+            } else if g.strideW == 2 {
+                splitTwoPhases(source, columns: firstColumn..<endColumn, into: P + r * phaseWidth)
             } else {
                 // Phase p holds padded columns j·strideW + p, i.e. input columns j·strideW + p − padLeft.
                 for p in 0..<g.strideW {
@@ -185,6 +193,28 @@ struct PaddedPlaneLayout {
 }
 
 extension PaddedPlaneLayout {
+    /// `fill`'s row copy for `strideW == 2`: input column `c` (padded column `j = c + padLeft`) goes to
+    /// index `j / 2` of phase `j % 2`, whose row starts at `row` and `rows · phaseWidth` floats later.
+    /// Sixteen columns at a time from an even `j`: their even lanes are eight consecutive floats of phase
+    /// 0, their odd lanes the same eight positions of phase 1.
+    private func splitTwoPhases(_ source: UnsafePointer<Float>, columns: Range<Int>, into row: UnsafeMutablePointer<Float>) {
+        let odd = row + rows * phaseWidth
+        @inline(__always) func place(_ c: Int) {
+            let j = c + g.padLeft
+            (j % 2 == 0 ? row : odd)[j / 2] = source[c]
+        }
+        var c = columns.lowerBound
+        if c < columns.upperBound && (c + g.padLeft) % 2 != 0 { place(c); c += 1 }
+        while c + 16 <= columns.upperBound {
+            let v = UnsafeRawPointer(source + c).loadUnaligned(as: SIMD16<Float>.self)
+            let j = (c + g.padLeft) / 2
+            UnsafeMutableRawPointer(row + j).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(odd + j).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
+            c += 16
+        }
+        while c < columns.upperBound { place(c); c += 1 }
+    }
+
     /// The inverse of `fill`: copies the padded positions of `P` that hold input values out to `output`,
     /// an input-shaped plane (padding positions are dropped).
     func extract(_ P: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) {
@@ -205,104 +235,6 @@ extension PaddedPlaneLayout {
                     let source = P + p * rows * phaseWidth + r * phaseWidth
                     for j in first..<end { target[j * g.strideW + shift] = source[j] }
                 }
-            }
-        }
-    }
-}
-
-/// The inner loop of `depthwiseForward` for one plane: every output row from the padded scratch plane.
-private struct DepthwiseRows {
-    let padded: UnsafePointer<Float>
-    /// Scratch elements between the first taps of consecutive output rows.
-    let rowStep: Int
-    let filter: UnsafePointer<Float>
-    let tapOffsets: UnsafePointer<Int>
-    let taps: Int
-    let bias: Float
-    let clamp: ClosedRange<Float>?
-
-    @inline(__always)
-    private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-
-    @inline(__always)
-    private func clamped(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        guard let clamp else { return v }
-        let lo = SIMD8<Float>(repeating: clamp.lowerBound), hi = SIMD8<Float>(repeating: clamp.upperBound)
-        let raised = v.replacing(with: lo, where: lo .> v)
-        return raised.replacing(with: hi, where: hi .< raised)
-    }
-
-    /// Eight outputs from the first taps at `base`: bias, then every tap in order.
-    @inline(__always)
-    private func eight(at base: UnsafePointer<Float>) -> SIMD8<Float> {
-        var a = SIMD8<Float>(repeating: bias)
-        for t in 0..<taps { a = a + SIMD8<Float>(repeating: filter[t]) * load8(base + tapOffsets[t]) }
-        return a
-    }
-
-    /// Sixteen outputs from the first taps at `base`, clamped and stored at `y` (two independent sums).
-    @inline(__always)
-    private func storeSixteen(at base: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
-        var a = SIMD8<Float>(repeating: bias), b = a
-        for t in 0..<taps {
-            let w = SIMD8<Float>(repeating: filter[t]), p = base + tapOffsets[t]
-            a = a + w * load8(p)
-            b = b + w * load8(p + 8)
-        }
-        UnsafeMutableRawPointer(y).storeBytes(of: clamped(a), as: SIMD8<Float>.self)
-        UnsafeMutableRawPointer(y + 8).storeBytes(of: clamped(b), as: SIMD8<Float>.self)
-    }
-
-    /// Every output of a stride-1 plane narrower than two vectors, as one flat run: output `(oh, o)` is
-    /// computed at `oh · rowWidth + o` of `buffer` (rows as wide as the padded plane, whose rows are
-    /// `rowWidth` apart too, so one tap offset serves every position), then the first `columns` of each
-    /// row are copied out. The extra positions per row are computed and dropped; the sums are the same,
-    /// in the same order, as `compute`'s.
-    func computeFlat(into Y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, rowWidth: Int,
-                     buffer: UnsafeMutablePointer<Float>) {
-        let count = rows * rowWidth
-        for f in stride(from: 0, to: count, by: 16) { storeSixteen(at: padded + f, into: buffer + f) }
-        for oh in 0..<rows { (Y + oh * columns).update(from: buffer + oh * rowWidth, count: columns) }
-    }
-
-    func compute(into Y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
-        for oh in 0..<rows {
-            let base = padded + oh * rowStep, y = Y + oh * columns
-            var o = 0
-            if oh % 2 == 0 && oh + 1 < rows {
-                // Two rows at once: four independent sums per tap share each weight broadcast.
-                let base2 = base + rowStep, y2 = y + columns
-                while o + 16 <= columns {
-                    var a = SIMD8<Float>(repeating: bias), b = a, c = a, d = a
-                    for t in 0..<taps {
-                        let w = SIMD8<Float>(repeating: filter[t]), p = base + tapOffsets[t] + o, q = base2 + tapOffsets[t] + o
-                        a = a + w * load8(p)
-                        b = b + w * load8(p + 8)
-                        c = c + w * load8(q)
-                        d = d + w * load8(q + 8)
-                    }
-                    UnsafeMutableRawPointer(y + o).storeBytes(of: clamped(a), as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(y + o + 8).storeBytes(of: clamped(b), as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(y2 + o).storeBytes(of: clamped(c), as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(y2 + o + 8).storeBytes(of: clamped(d), as: SIMD8<Float>.self)
-                    o += 16
-                }
-            } else if oh % 2 == 1 {
-                o = columns - columns % 16  // done with the row above
-            }
-            while o + 16 <= columns {
-                storeSixteen(at: base + o, into: y + o)
-                o += 16
-            }
-            while o + 8 <= columns {
-                UnsafeMutableRawPointer(y + o).storeBytes(of: clamped(eight(at: base + o)), as: SIMD8<Float>.self)
-                o += 8
-            }
-            if o < columns {
-                // The last 1-7 columns as one vector: lanes past the row read the scratch slack or the next
-                // padded row, and are not stored.
-                let v = clamped(eight(at: base + o))
-                for lane in 0..<(columns - o) { y[o + lane] = v[lane] }
             }
         }
     }

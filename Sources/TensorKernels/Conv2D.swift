@@ -39,18 +39,22 @@ public enum Conv2D {
                                 let firstChannel = image * g.outputChannels + group * g.groupOutputChannels
                                 let y = Y + firstChannel * g.outputPlane + rows.lowerBound * g.outputW
                                 let (b, ldb) = patchMatrix(input, geometry: g, rows: rows, buffer: patchBuffer.base)
+                                // With a bias, the output rows start as the bias and the product is added to them
+                                // (beta 1), which spares BLAS zeroing them first.
+                                if let biasData {
+                                    for m in 0..<g.groupOutputChannels {
+                                        (y + m * g.outputPlane).update(repeating: biasData[group * g.groupOutputChannels + m],
+                                                                      count: columns)
+                                    }
+                                }
                                 BLAS.sgemm(transA: false, transB: false, m: g.groupOutputChannels, n: columns, k: g.patchSize,
                                            alpha: 1, a: W + group * g.groupWeightCount, lda: g.patchSize, b: b, ldb: ldb,
-                                           beta: 0, c: y, ldc: g.outputPlane)
-                                if biasData != nil || clamp != nil {
-                                    let lo = clamp?.lowerBound ?? -.infinity, hi = clamp?.upperBound ?? .infinity
+                                           beta: biasData == nil ? 0 : 1, c: y, ldc: g.outputPlane)
+                                if let clamp {
+                                    let lo = clamp.lowerBound, hi = clamp.upperBound
                                     for m in 0..<g.groupOutputChannels {
-                                        let value = biasData?[group * g.groupOutputChannels + m] ?? 0, row = y + m * g.outputPlane
-                                        if clamp == nil {
-                                            for j in 0..<columns { row[j] += value }
-                                        } else {
-                                            for j in 0..<columns { row[j] = Swift.min(Swift.max(row[j] + value, lo), hi) }
-                                        }
+                                        let row = y + m * g.outputPlane
+                                        for j in 0..<columns { row[j] = Swift.min(Swift.max(row[j], lo), hi) }
                                     }
                                 }
                             }

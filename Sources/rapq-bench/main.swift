@@ -71,10 +71,12 @@ func procStatusKB(_ field: String) -> Int {
     return -1
 }
 
-/// Environment facts every record carries, so both OPENBLAS_CORETYPE settings can be told apart.
+/// Environment facts every record carries, so both OPENBLAS_CORETYPE settings (and `RAPQ_SIMD=baseline`)
+/// can be told apart.
 func environmentFields() -> [(String, Any)] {
     let env = ProcessInfo.processInfo.environment
-    return [("openblas_coretype", env["OPENBLAS_CORETYPE"] ?? "unset"), ("threads", Parallel.threadCount)]
+    return [("openblas_coretype", env["OPENBLAS_CORETYPE"] ?? "unset"), ("threads", Parallel.threadCount),
+            ("depthwise_vector_unit", VectorUnit.current.rawValue)]
 }
 
 /// Times `body` `reps` times after `warmup` untimed calls; returns every timed duration in seconds.

@@ -50,6 +50,9 @@ final class Conv2DTests: XCTestCase {
         Case([1, 2, 12, 53], [2, 1, 5, 5], kernel: (5, 5), strides: (1, 3), dilations: (2, 2), pads: (4, 3, 1, 5), groups: 2),
         Case([1, 4, 6, 24], [4, 1, 3, 3], kernel: (3, 3), groups: 4, bias: false),
         Case([1, 2, 9, 20], [2, 1, 3, 3], kernel: (3, 3), strides: (2, 2), pads: (0, 0, 0, 0), groups: 2),
+        // Stride 2 over rows of 16-column blocks and tails, with an odd and an even left pad.
+        Case([1, 2, 8, 45], [2, 1, 3, 3], kernel: (3, 3), strides: (2, 2), pads: (1, 1, 1, 1), groups: 2),
+        Case([2, 3, 10, 67], [3, 1, 5, 5], kernel: (5, 5), strides: (2, 2), pads: (2, 2, 2, 2), groups: 3),
     ]
 
     /// The depthwise backward on the wide cases: input and weight gradients against float64 finite
@@ -97,6 +100,29 @@ final class Conv2DTests: XCTestCase {
             let y = Conv2D.forward(x, weight: w, bias: b, parameters: c.parameters)
             let fused = Conv2D.forward(x, weight: w, bias: b, parameters: c.parameters, clamp: 0...0.3)
             XCTAssertEqual(fused.data, Activation.clip(y, min: 0, max: 0.3).data, "regular case \(index)")
+        }
+    }
+
+    /// The depthwise loops compiled for AVX2 (`DepthwiseAVX2`) and for baseline x86-64 give the same bits,
+    /// with and without a fused clamp, on every depthwise case, narrow (flat run) and wide; both against
+    /// the float64 reference.
+    func testDepthwiseAVX2AndBaselineLoopsAgreeBitForBit() throws {
+        try XCTSkipUnless(VectorUnit.machineRunsAVX2, "this CPU has no AVX2")
+        var rng = SeededGenerator(seed: 7)
+        let depthwise = Self.cases.filter { $0.parameters.groups > 1 && $0.parameters.groups == $0.input[1] && $0.weight[0] == $0.input[1] }
+        XCTAssertGreaterThan(depthwise.count, 2)
+        for (index, c) in (depthwise + Self.wideDepthwiseCases).enumerated() {
+            let x = Tensor.random(c.input, using: &rng), w = Tensor.random(c.weight, using: &rng)
+            let b = c.bias ? Tensor.random([c.weight[0]], using: &rng) : nil
+            let g = ConvolutionGeometry(input: x.shape, weight: w.shape, parameters: c.parameters)
+            XCTAssertTrue(g.isDepthwise, "case \(index)")
+            let (expected, _) = Reference.conv(x.doubles, x.shape, w.doubles, w.shape, b?.doubles, c.parameters)
+            for clamp: ClosedRange<Float>? in [nil, -0.25...0.5] {
+                let wide = Conv2D.depthwiseForward(x, weight: w, bias: b, geometry: g, clamp: clamp, vectorUnit: .avx2)
+                let baseline = Conv2D.depthwiseForward(x, weight: w, bias: b, geometry: g, clamp: clamp, vectorUnit: .baseline)
+                XCTAssertEqual(wide.data, baseline.data, "case \(index) clamp \(String(describing: clamp))")
+                if clamp == nil { assertClose(wide.data, expected, tolerance: 1e-5, "case \(index)") }
+            }
         }
     }
 

@@ -1,0 +1,1 @@
+../TensorKernels/DepthwiseRows.swift
