@@ -60,10 +60,13 @@ def speed(rs):
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     out.append("")
     out.append("### EfficientNet-Lite0 FP32, batch 32 (images/s; median over rounds, each a median of runs)\n")
-    out.append("| OPENBLAS_CORETYPE | Swift (rounds) | onnxruntime 2 threads (rounds) | Swift / onnxruntime | Swift peak RSS (MB) | onnxruntime process peak RSS (MB) |")
-    out.append("|---|---|---|---|---|---|")
+    out.append("| OPENBLAS_CORETYPE | Swift (rounds) | onnxruntime 2 threads (rounds) | Swift / onnxruntime | Swift peak RSS (MB) | onnxruntime process peak RSS (MB) | Swift with RAPQ_SIMD=baseline (rounds) |")
+    out.append("|---|---|---|---|---|---|---|")
     for s in settings:
-        sw = [r["images_per_s"] for r in rs if r.get("bench") == "fp32-inference" and r.get("openblas_coretype") == s]
+        fp32 = [r for r in rs if r.get("bench") == "fp32-inference" and r.get("openblas_coretype") == s]
+        sw = [r["images_per_s"] for r in fp32 if r.get("depthwise_vector_unit") != "baseline"]
+        base = [r["images_per_s"] for r in fp32 if r.get("depthwise_vector_unit") == "baseline"]
+        base_cell = f"{statistics.median(base):.2f} ({', '.join(f'{v:.1f}' for v in base)})" if base else "-"
         ort = [r["images_per_s"] for r in rs if r.get("engine") == "onnxruntime" and r.get("openblas_coretype") == s]
         peak = [r["peak_rss_mb"] for r in rs if r.get("bench") in ("fp32-inference", "memory") and r.get("openblas_coretype") == s]
         opeak = [r.get("peak_rss_mb") for r in rs if r.get("engine") == "onnxruntime" and r.get("openblas_coretype") == s and r.get("peak_rss_mb")]
@@ -71,7 +74,7 @@ def speed(rs):
             continue
         a, b = statistics.median(sw), statistics.median(ort)
         out.append(f"| {s} | {a:.2f} ({', '.join(f'{v:.1f}' for v in sw)}) | {b:.2f} ({', '.join(f'{v:.1f}' for v in ort)}) | "
-                   f"{a / b:.2f} | {max(peak):.0f} | {fmt(max(opeak) if opeak else None, '{:.0f}')} |")
+                   f"{a / b:.2f} | {max(peak):.0f} | {fmt(max(opeak) if opeak else None, '{:.0f}')} | {base_cell} |")
     out.append("")
     out.append("### Integer engine vs FP32 simulation vs FP32 engine (Lite0, batch 32, images/s, interleaved runs)\n")
     out.append("| OPENBLAS_CORETYPE | model | integer engine | FP32 simulation | FP32 engine | integer / FP32 engine |")

@@ -7,6 +7,8 @@ as torchvision does); center crop 224 (offset = round((size-224)/2)); x = (x - 1
 
 Outputs (in --out, default assets/):
   foolbox20.npy [20,3,224,224] + foolbox20-labels.npy int64   foolbox/data/imagenet_NN_LABEL.jpg
+  foolbox20-crops.npy [200,3,224,224] + foolbox20-crops-labels.npy   the 10 extra crops (below) of each
+                                    labelled photo: held-out evaluation data, never used to calibrate
   photos.npy [P,3,224,224]                                   unlabelled photos, same preprocessing
   photo-crops.npy [10P,3,224,224]   from a resize to shorter side 288: crops at the 4 corners and
                                     the center, each unflipped and horizontally flipped
@@ -107,6 +109,11 @@ def main():
     save(os.path.join(a.out, "foolbox20-labels.npy"), np.array(labels, np.int64))
     manifest["foolbox20"] = [{"index": i, "file": "foolbox/data/" + os.path.basename(f), "label": l}
                              for i, (f, l) in enumerate(zip(files, labels))]
+    held_out = [(i, name, flip, arr) for i, f in enumerate(files) for name, flip, arr in extra_crops(f)]
+    save(os.path.join(a.out, "foolbox20-crops.npy"), np.stack([arr for _, _, _, arr in held_out]))
+    save(os.path.join(a.out, "foolbox20-crops-labels.npy"), np.array([labels[i] for i, _, _, _ in held_out], np.int64))
+    manifest["foolbox20-crops"] = [{"index": k, "photo": i, "crop": name, "flip": flip}
+                                   for k, (i, name, flip, _) in enumerate(held_out)]
 
     # (b) unlabelled photos and their extra crops
     photos, crops, m_photos, m_crops = [], [], [], []
@@ -122,7 +129,7 @@ def main():
     manifest["photos"], manifest["photo-crops"] = m_photos, m_crops
     with open(os.path.join(a.out, "photos-manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
-    print(f"wrote foolbox20 (20), photos ({len(photos)}), photo-crops ({len(crops)}) to {a.out}/")
+    print(f"wrote foolbox20 (20), foolbox20-crops ({len(held_out)}), photos ({len(photos)}), photo-crops ({len(crops)}) to {a.out}/")
 
 
 if __name__ == "__main__":
