@@ -18,6 +18,9 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     public var reconstruction = ReconstructionOptions()
     /// RAPQ's exponent-learning iterations K.
     public var exponentIterations = 500
+    /// RAPQ: harden each weight exponent to whichever of floor and ceiling fits the learned soft weights
+    /// better (L2.4), instead of the `h(v) >= 0.5` rule (`ExponentHardening.fitted`).
+    public var fittedExponents = false
     /// The coefficient c of the BN-derived loss exponent (nil: the method's default).
     public var lossCoefficient: Float?
     /// A fixed loss exponent for every unit (`--lp 2` turns RAPQ's BN-derived exponent off).
@@ -88,7 +91,8 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
 
     let reconstruction = method.reconstructionOptions(configuration.reconstruction, lossCoefficient: configuration.lossCoefficient,
                                                       fixedLossExponent: configuration.fixedLossExponent,
-                                                      exponentIterations: configuration.exponentIterations)
+                                                      exponentIterations: configuration.exponentIterations,
+                                                      fittedExponents: configuration.fittedExponents)
     let calibrationBytes = calibration.count * MemoryLayout<Float>.stride
     let budget = configuration.maxMemory ?? Int(ProcessInfo.processInfo.physicalMemory / 2)
     let cache = try SampleCache(limit: budget - calibrationBytes, directory: configuration.cacheFolder ?? FileManager.default.temporaryDirectory)

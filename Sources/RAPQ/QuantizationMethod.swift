@@ -59,7 +59,7 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
 
     /// The reconstruction options this method implies, on top of the user's iteration counts and seed.
     public func reconstructionOptions(_ base: ReconstructionOptions, lossCoefficient: Float?, fixedLossExponent: Float?,
-                                      exponentIterations: Int) -> ReconstructionOptions {
+                                      exponentIterations: Int, fittedExponents: Bool = false) -> ReconstructionOptions {
         var o = base
         switch self {
         case .rtn, .naivePot, .potMse:
@@ -75,7 +75,7 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
         case .rapq:
             o.learnExponents = true
             o.exponentIterations = exponentIterations
-            o.exponentHardening = .hard
+            o.exponentHardening = fittedExponents ? .fitted : .hard
             o.powerOfTwoActivations = true
             o.lossExponent = fixedLossExponent.map { .fixed($0) } ?? .batchNorm(c: lossCoefficient ?? 0.9)
         case .rapqReference:

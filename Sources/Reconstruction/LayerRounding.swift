@@ -5,6 +5,9 @@ import Quantization
 public enum ExponentHardening: String, Codable, Sendable {
     /// This project: `e = floor(log2 s0) + [h(v) >= 0.5]`, zero point rounded to an integer (scales are then exact powers of two).
     case hard
+    /// Like `hard`, but each channel takes whichever of the floor and ceiling exponents (with its rounded zero
+    /// point) has the smaller L2.4 error on the channel's current soft weights (`--exponent-hardening fit`).
+    case fitted
     /// The authors' release: `h(v)` is frozen at its fractional value (scales are not powers of two). The zero
     /// point `z0 * s0 / s` stays fractional while the rounding is learned; `hardened` stores it rounded.
     case frozenFractional
@@ -192,22 +195,33 @@ public struct LayerRounding: Codable, Sendable {
         }
     }
 
-    /// Ends exponent learning: `.hard` snaps each channel to the floor or ceiling exponent and an integer
-    /// zero point in the grid; `.frozenFractional` keeps the current fractional exponent and float zero point.
+    /// Ends exponent learning: `.hard` and `.fitted` snap each channel to the floor or ceiling exponent and an
+    /// integer zero point in the grid; `.frozenFractional` keeps the current fractional exponent and float zero point.
     ///
     /// Hardening moves the grid (`s` and `z` change), so the rounding variables are carried over to keep each
     /// soft weight where it was: `h_new = clamp(w_soft / s_new - floor(W / s_new), 0, 1)`. Without this the
     /// learned roundings would refer to the old grid and the weights would jump at the freeze.
     public mutating func freezeExponents(_ hardening: ExponentHardening) {
         guard let v = exponentVariables else { return }
-        if hardening == .hard {
+        if hardening != .frozenFractional {
             let soft = softWeights()
             let per = weights.count / channels
             for c in 0..<channels {
-                let e = exponentFloor[c] + (RectifiedSigmoid.value(v[c]) >= 0.5 ? 1 : 0)
-                let s = PowerOfTwo.value(e)
+                let candidates = [exponentFloor[c], exponentFloor[c] + 1].map { e -> (scale: Float, zeroPoint: Float) in
+                    let s = PowerOfTwo.value(e)
+                    return (s, ScaleSearch.rescaledZeroPoint(initialZeroPoints[c], from: initialScales[c], to: s, grid: grid))
+                }
+                let chosen: (scale: Float, zeroPoint: Float)
+                if hardening == .fitted {
+                    chosen = soft[c * per..<(c + 1) * per].withUnsafeBufferPointer {
+                        ScaleSearch.lessError(candidates[0], candidates[1], on: $0, grid: grid)
+                    }
+                } else {
+                    chosen = candidates[RectifiedSigmoid.value(v[c]) >= 0.5 ? 1 : 0]
+                }
+                let s = chosen.scale
                 scales[c] = s
-                zeroPoints[c] = ScaleSearch.rescaledZeroPoint(initialZeroPoints[c], from: initialScales[c], to: s, grid: grid)
+                zeroPoints[c] = chosen.zeroPoint
                 for j in c * per..<(c + 1) * per {
                     let h = Swift.min(Swift.max(soft[j] / s - (weights[j] / s).rounded(.down), 0), 1)
                     rounding[j] = RectifiedSigmoid.inverse(h)

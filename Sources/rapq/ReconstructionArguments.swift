@@ -13,6 +13,9 @@ struct ReconstructionArguments: ParsableArguments {
     @Option(help: "RAPQ: iterations during which weight exponents are learned before they are hardened (K).")
     var expIters: Int = 500
 
+    @Option(help: ArgumentHelp("RAPQ: how each weight exponent is hardened after K iterations: 'threshold' (the ceiling exponent when its learned fraction is at least 0.5) or 'fit' (whichever of floor and ceiling represents the learned weights with the smaller L2.4 error).", valueName: "rule"))
+    var exponentHardening: String = "threshold"
+
     @Option(help: "Adam step size of RAPQ's exponent variables.")
     var expLr: Float = 1e-2
 
@@ -43,6 +46,9 @@ struct ReconstructionArguments: ParsableArguments {
     func validate() throws {
         guard iters > 0 else { throw ValidationError("--iters must be at least 1") }
         guard actIters >= 0, expIters >= 0, patience >= 0 else { throw ValidationError("--act-iters, --exp-iters and --patience must not be negative") }
+        guard ["threshold", "fit"].contains(exponentHardening) else {
+            throw ValidationError("--exponent-hardening must be 'threshold' or 'fit', got '\(exponentHardening)'")
+        }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
         guard expLr > 0, expLr.isFinite else { throw ValidationError("--exp-lr must be positive") }
         if let lp, !(lp > 0 && lp <= 8) { throw ValidationError("--lp must be in (0, 8]") }
@@ -60,6 +66,7 @@ struct ReconstructionArguments: ParsableArguments {
         configuration.reconstruction.batchSize = batchSize
         configuration.reconstruction.patience = patience
         configuration.exponentIterations = expIters
+        configuration.fittedExponents = exponentHardening == "fit"
         configuration.reconstruction.exponentLearningRate = expLr
         configuration.fixedLossExponent = lp
         configuration.lossCoefficient = lpCoefficient

@@ -106,6 +106,47 @@ final class LayerRoundingTests: XCTestCase {
         XCTAssertEqual(rounding.scales, scales)
     }
 
+    /// `.fitted` takes, per channel, the floor or ceiling exponent whose grid (with its rounded zero point)
+    /// has the smaller L2.4 error on the soft weights at the freeze, computed here independently in float64.
+    func testFittedFreezePicksTheGridThatFitsTheSoftWeights() {
+        var decided = 0, unlikeThreshold = 0
+        for seed: UInt64 in 1...6 {
+            let (w, layer) = layer(seed: seed)
+            var rounding = LayerRounding(layer: layer, weights: w, learnExponent: true, learningRate: 0.05)
+            var data = TestData(seed: seed)
+            for t in 0..<5 {
+                rounding.step(weightGradient: data.normals(w.count), iteration: t, rounding: RoundingRegularizer(iterations: 100),
+                              exponent: RoundingRegularizer(weight: 0.1, iterations: 100))
+            }
+            let soft = rounding.softWeights()
+            let h = rounding.exponentVariables!.map(RectifiedSigmoid.value)
+            rounding.freezeExponents(.fitted)
+            XCTAssertNil(rounding.exponentVariables)
+            for c in 0..<layer.channels {
+                let s0 = layer.weight.scales[c], e0 = Int(log2(Double(s0)).rounded(.down))
+                func error(_ e: Int) -> Double {
+                    let s = Double(PowerOfTwo.value(e))
+                    let z = Double(ScaleSearch.rescaledZeroPoint(layer.weight.zeroPoints[c], from: s0, to: Float(s), grid: grid))
+                    return soft[c * 27..<(c + 1) * 27].reduce(0.0) { total, x in
+                        let q = min(max((Double(x) / s).rounded(.toNearestOrEven) + z, Double(grid.qmin)), Double(grid.qmax))
+                        return total + pow(abs(Double(x) - (q - z) * s), 2.4)
+                    }
+                }
+                guard let e = PowerOfTwo.exactExponent(rounding.scales[c]) else { return XCTFail("channel \(c) is not a power of two") }
+                XCTAssertTrue(e == e0 || e == e0 + 1, "channel \(c): exponent \(e), floor \(e0)")
+                let (floorError, ceilingError) = (error(e0), error(e0 + 1))
+                guard abs(floorError - ceilingError) > 1e-3 * max(floorError, ceilingError) else { continue }
+                XCTAssertEqual(e, floorError < ceilingError ? e0 : e0 + 1, "channel \(c): errors \(floorError) (floor), \(ceilingError) (ceiling)")
+                XCTAssertEqual(rounding.zeroPoints[c], ScaleSearch.rescaledZeroPoint(layer.weight.zeroPoints[c], from: s0, to: rounding.scales[c], grid: grid))
+                decided += 1
+                if e != e0 + (h[c] >= 0.5 ? 1 : 0) { unlikeThreshold += 1 }
+            }
+        }
+        XCTAssertGreaterThan(decided, 18)
+        // The cases include channels where the fit overrules the h(v) >= 0.5 rule.
+        XCTAssertGreaterThan(unlikeThreshold, 0)
+    }
+
     func testFrozenFractionalKeepsNonPowerOfTwoScales() {
         let (w, layer) = layer()
         var rounding = LayerRounding(layer: layer, weights: w, learnExponent: true)
@@ -132,7 +173,7 @@ final class LayerRoundingTests: XCTestCase {
     /// The hardened layer's weights are the soft weights with each h(a) replaced by [a >= 0]: what the unit
     /// was reconstructed with is what the model keeps (with fixed, hardened and frozen-fractional exponents).
     func testHardenedWeightsMatchSoftFormulaWithHardRounding() {
-        for mode in [ExponentHardening?.none, .hard, .frozenFractional] {
+        for mode in [ExponentHardening?.none, .hard, .fitted, .frozenFractional] {
             let (w, layer) = layer()
             var rounding = LayerRounding(layer: layer, weights: w, learnExponent: mode != nil, learningRate: 0.05)
             var data = TestData(seed: 21)

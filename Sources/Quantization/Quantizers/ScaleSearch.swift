@@ -35,6 +35,12 @@ public enum ScaleSearch {
         return best(of: candidates, on: values, grid: grid) ?? (1, 0)
     }
 
+    /// Whichever of two grids has the smaller L2.4 error on `values` (`first` on a tie).
+    public static func lessError(_ first: (scale: Float, zeroPoint: Float), _ second: (scale: Float, zeroPoint: Float),
+                                 on values: UnsafeBufferPointer<Float>, grid: QuantizationGrid) -> (scale: Float, zeroPoint: Float) {
+        best(of: [first, second], on: values, grid: grid) ?? first
+    }
+
     /// The first candidate with the least L2.4 error; candidates are scored concurrently when the data are large.
     static func best(of candidates: [(scale: Float, zeroPoint: Float)], on values: UnsafeBufferPointer<Float>,
                      grid: QuantizationGrid) -> (scale: Float, zeroPoint: Float)? {
