@@ -19,8 +19,9 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     /// RAPQ's exponent-learning iterations K.
     public var exponentIterations = 500
     /// RAPQ: harden each weight exponent to whichever of floor and ceiling fits the learned soft weights
-    /// better (L2.4), instead of the `h(v) >= 0.5` rule (`ExponentHardening.fitted`).
-    public var fittedExponents = false
+    /// better (L2.4; `ExponentHardening.fitted`, the default), or (false) by METHOD §5.1's `h(v) >= 0.5` rule.
+    /// On EfficientNet-Lite0 W4A4 the rule collapsed the model (0% top-1) where the fit kept 35%.
+    public var fittedExponents = true
     /// The coefficient c of the BN-derived loss exponent (nil: the method's default).
     public var lossCoefficient: Float?
     /// A fixed loss exponent for every unit (`--lp 2` turns RAPQ's BN-derived exponent off).

@@ -59,7 +59,7 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
 
     /// The reconstruction options this method implies, on top of the user's iteration counts and seed.
     public func reconstructionOptions(_ base: ReconstructionOptions, lossCoefficient: Float?, fixedLossExponent: Float?,
-                                      exponentIterations: Int, fittedExponents: Bool = false) -> ReconstructionOptions {
+                                      exponentIterations: Int, fittedExponents: Bool = true) -> ReconstructionOptions {
         var o = base
         switch self {
         case .rtn, .naivePot, .potMse:

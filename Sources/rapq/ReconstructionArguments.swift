@@ -13,8 +13,8 @@ struct ReconstructionArguments: ParsableArguments {
     @Option(help: "RAPQ: iterations during which weight exponents are learned before they are hardened (K).")
     var expIters: Int = 500
 
-    @Option(help: ArgumentHelp("RAPQ: how each weight exponent is hardened after K iterations: 'threshold' (the ceiling exponent when its learned fraction is at least 0.5) or 'fit' (whichever of floor and ceiling represents the learned weights with the smaller L2.4 error).", valueName: "rule"))
-    var exponentHardening: String = "threshold"
+    @Option(help: ArgumentHelp("RAPQ: how each weight exponent is hardened after K iterations: 'fit' (whichever of floor and ceiling represents the learned weights with the smaller L2.4 error; default) or 'threshold' (METHOD 5.1: the ceiling exponent when its learned fraction is at least 0.5).", valueName: "rule"))
+    var exponentHardening: String = "fit"
 
     @Option(help: "Adam step size of RAPQ's exponent variables.")
     var expLr: Float = 1e-2

@@ -123,20 +123,22 @@ final class ReconstructorTests: XCTestCase {
         var o = options()
         o.learnExponents = true
         o.exponentIterations = 50
-        o.exponentHardening = .hard
-        let rapq = try Reconstructor(prepared: prepared, calibration: calibration, options: o).reconstructWeights(float) { _ in }
-        for name in prepared.layerNames {
-            let layer = rapq.layers[name]!, s0 = float.layers[name]!.weight.scales
-            guard let exponents = layer.weight.exponents else { return XCTFail("\(name): scales \(layer.weight.scales) are not all powers of two") }
-            XCTAssertNotNil(layer.weight.integerZeroPoints, name)
-            for (c, e) in exponents.enumerated() {
-                let floor = Int(log2(Double(s0[c])).rounded(.down))
-                XCTAssertTrue(e == floor || e == floor + 1, "\(name) channel \(c): 2^\(e) from \(s0[c])")
+        for hardening in [ExponentHardening.hard, .fitted] {
+            o.exponentHardening = hardening
+            let rapq = try Reconstructor(prepared: prepared, calibration: calibration, options: o).reconstructWeights(float) { _ in }
+            for name in prepared.layerNames {
+                let layer = rapq.layers[name]!, s0 = float.layers[name]!.weight.scales
+                guard let exponents = layer.weight.exponents else { return XCTFail("\(hardening) \(name): scales \(layer.weight.scales) are not all powers of two") }
+                XCTAssertNotNil(layer.weight.integerZeroPoints, name)
+                for (c, e) in exponents.enumerated() {
+                    let floor = Int(log2(Double(s0[c])).rounded(.down))
+                    XCTAssertTrue(e == floor || e == floor + 1, "\(name) channel \(c): 2^\(e) from \(s0[c])")
+                }
+                XCTAssertTrue(layer.codes.allSatisfy { (Int32(layer.weight.grid.qmin)...Int32(layer.weight.grid.qmax)).contains($0) })
             }
-            XCTAssertTrue(layer.codes.allSatisfy { (Int32(layer.weight.grid.qmin)...Int32(layer.weight.grid.qmax)).contains($0) })
+            let errors = try unitErrors(prepared, calibration, context: rapq, candidates: [rapq])
+            XCTAssertTrue(errors.allSatisfy { $0[0].isFinite })
         }
-        let errors = try unitErrors(prepared, calibration, context: rapq, candidates: [rapq])
-        XCTAssertTrue(errors.allSatisfy { $0[0].isFinite })
 
         // The release's frozen fractional exponents leave (almost all) scales off powers of two.
         o.exponentHardening = .frozenFractional
