@@ -33,22 +33,16 @@ extension Conv2D {
                             offsets.withUnsafeBufferPointer { offsetBuffer in
                                 let P = scratchBuffer.base, tapOffsets = offsetBuffer.baseAddress!
                                 let rowStep = g.strideH * layout.phaseWidth
+                                // The same loops built for baseline x86-64 or for AVX2 (same bits).
+                                let computePlane = vectorUnit == .avx2 ? DepthwiseAVX2.DepthwiseRows.computePlane
+                                                                       : DepthwiseRows.computePlane
                                 let flat = P + layout.count
                                 for plane in planes {
                                     let c = plane % g.channels
                                     layout.fill(P, from: X + plane * g.inputPlane)
-                                    let y = Y + plane * g.outputPlane, flatBuffer = layout.computesFlat ? flat : nil
-                                    if vectorUnit == .avx2 {
-                                        DepthwiseAVX2.DepthwiseRows(padded: P, rowStep: rowStep, filter: W + c * taps, tapOffsets: tapOffsets,
-                                                                    taps: taps, bias: biasData[c], clamp: clamp)
-                                            .compute(into: y, rows: g.outputH, columns: g.outputW, rowWidth: layout.phaseWidth,
-                                                     flatBuffer: flatBuffer)
-                                    } else {
-                                        DepthwiseRows(padded: P, rowStep: rowStep, filter: W + c * taps, tapOffsets: tapOffsets,
-                                                      taps: taps, bias: biasData[c], clamp: clamp)
-                                            .compute(into: y, rows: g.outputH, columns: g.outputW, rowWidth: layout.phaseWidth,
-                                                     flatBuffer: flatBuffer)
-                                    }
+                                    computePlane(P, rowStep, W + c * taps, tapOffsets, taps, biasData[c], clamp,
+                                                 Y + plane * g.outputPlane, g.outputH, g.outputW, layout.phaseWidth,
+                                                 layout.computesFlat ? flat : nil)
                                 }
                             }
                         }

@@ -4,7 +4,8 @@
 /// two 4-lane registers), and as the module `DepthwiseAVX2` (a symbolic link to this file, compiled with
 /// AVX2: one 8-lane register), which `Conv2D` runs on CPUs that have AVX2 (`VectorUnit`). Both copies do
 /// the same multiplications and additions in the same order (no fused multiply-add), so their outputs
-/// have the same bits.
+/// have the same bits. `computePlane` is the one entry; both copies have the same type, so `Conv2D` picks
+/// one as a function value.
 package struct DepthwiseRows {
     let padded: UnsafePointer<Float>
     /// Scratch elements between the first taps of consecutive output rows.
@@ -15,15 +16,21 @@ package struct DepthwiseRows {
     let bias: Float
     let clamp: ClosedRange<Float>?
 
-    package init(padded: UnsafePointer<Float>, rowStep: Int, filter: UnsafePointer<Float>, tapOffsets: UnsafePointer<Int>,
-                 taps: Int, bias: Float, clamp: ClosedRange<Float>?) {
-        self.padded = padded
-        self.rowStep = rowStep
-        self.filter = filter
-        self.tapOffsets = tapOffsets
-        self.taps = taps
-        self.bias = bias
-        self.clamp = clamp
+    /// Every output of one plane into `y` (`rows × columns`) from the padded scratch plane `padded`: as one
+    /// flat run through `flatBuffer` when it is given (stride-1 planes whose padded rows are `rowWidth` wide),
+    /// otherwise row by row (consecutive output rows' first taps `rowStep` apart).
+    @inline(never)  // never inlined into a caller compiled for another instruction set
+    package static func computePlane(padded: UnsafePointer<Float>, rowStep: Int, filter: UnsafePointer<Float>,
+                                     tapOffsets: UnsafePointer<Int>, taps: Int, bias: Float, clamp: ClosedRange<Float>?,
+                                     into y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, rowWidth: Int,
+                                     flatBuffer: UnsafeMutablePointer<Float>?) {
+        let plane = DepthwiseRows(padded: padded, rowStep: rowStep, filter: filter, tapOffsets: tapOffsets, taps: taps,
+                                  bias: bias, clamp: clamp)
+        if let flatBuffer {
+            plane.computeFlat(into: y, rows: rows, columns: columns, rowWidth: rowWidth, buffer: flatBuffer)
+        } else {
+            plane.compute(into: y, rows: rows, columns: columns)
+        }
     }
 
     @inline(__always)
@@ -82,21 +89,9 @@ package struct DepthwiseRows {
     /// `rowWidth` apart too, so one tap offset serves every position), then the first `columns` of each
     /// row are copied out. The extra positions per row are computed and dropped; the sums are the same,
     /// in the same order, as `compute`'s.
-    /// Every output of the plane into `Y` (`rows × columns`): as one flat run through `flatBuffer` when it
-    /// is given (stride-1 planes whose padded rows are `rowWidth` wide), otherwise row by row.
-    @inline(never)  // never inlined into a caller compiled for another instruction set
-    package func compute(into Y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, rowWidth: Int,
-                         flatBuffer: UnsafeMutablePointer<Float>?) {
-        if let flatBuffer {
-            computeFlat(into: Y, rows: rows, columns: columns, rowWidth: rowWidth, buffer: flatBuffer)
-        } else {
-            compute(into: Y, rows: rows, columns: columns)
-        }
-    }
-
     @inline(__always)
     private func computeFlat(into Y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, rowWidth: Int,
-                     buffer: UnsafeMutablePointer<Float>) {
+                             buffer: UnsafeMutablePointer<Float>) {
         let count = rows * rowWidth
         for f in stride(from: 0, to: count, by: 16) { storeSixteen(at: padded + f, into: buffer + f) }
         for oh in 0..<rows { (Y + oh * columns).update(from: buffer + oh * rowWidth, count: columns) }
