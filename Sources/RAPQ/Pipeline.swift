@@ -22,6 +22,11 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     /// better (L2.4; `ExponentHardening.fitted`, the default), or (false) by METHOD §5.1's `h(v) >= 0.5` rule.
     /// On EfficientNet-Lite0 W4A4 the rule collapsed the model (0% top-1) where the fit kept 35%.
     public var fittedExponents = true
+    /// Whether the weight phase sees quantized activations (`ReconstructionOptions.quantizedActivationsInWeightPhase`;
+    /// nil: the method's default).
+    public var quantizedActivationsInWeightPhase: Bool?
+    /// QDrop's drop probability in that case (`ReconstructionOptions.activationDropProbability`; nil: the method's).
+    public var activationDropProbability: Float?
     /// The coefficient c of the BN-derived loss exponent (nil: the method's default).
     public var lossCoefficient: Float?
     /// A fixed loss exponent for every unit (`--lp 2` turns RAPQ's BN-derived exponent off).
@@ -93,7 +98,9 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     let reconstruction = method.reconstructionOptions(configuration.reconstruction, lossCoefficient: configuration.lossCoefficient,
                                                       fixedLossExponent: configuration.fixedLossExponent,
                                                       exponentIterations: configuration.exponentIterations,
-                                                      fittedExponents: configuration.fittedExponents)
+                                                      fittedExponents: configuration.fittedExponents,
+                                                      quantizedActivations: configuration.quantizedActivationsInWeightPhase,
+                                                      dropProbability: configuration.activationDropProbability)
     let calibrationBytes = calibration.count * MemoryLayout<Float>.stride
     let budget = configuration.maxMemory ?? Int(ProcessInfo.processInfo.physicalMemory / 2)
     let cache = try SampleCache(limit: budget - calibrationBytes, directory: configuration.cacheFolder ?? FileManager.default.temporaryDirectory)
@@ -101,6 +108,14 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     let reconstructor = try Reconstructor(prepared: prepared, calibration: calibration, options: reconstruction, cache: cache)
     let store = try configuration.checkpointFolder.map {
         try CheckpointStore(folder: $0, fingerprint: fingerprint(of: prepared, calibration: calibration, configuration: configuration, options: reconstruction))
+    }
+    let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
+    if reconstruction.quantizedActivationsInWeightPhase && !configuration.resume {
+        // The weights learn to work with these quantizers, which stay as they are afterwards.
+        try progress(.status("initialising activation quantizers on the FP32 weights for the weight phase"))
+        network.activations = try initialiseActivations(of: network, sites: sites, samples: calibration, count: configuration.activationSamples,
+                                                        policy: method.activationPolicy, floatWeights: true)
+        fitBiasesInInt32(&network)
     }
     var position = ReconstructionPosition(phase: "weights", completedUnits: 0)
     if configuration.resume {
@@ -118,9 +133,10 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
         network = try reconstructor.reconstructWeights(network, firstUnit: position.completedUnits, unitDone: { net, done in
             try store?.save(net, at: ReconstructionPosition(phase: "weights", completedUnits: done))
         }) { try progress(.reconstruction($0)) }
-        let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
-        network.activations = try initialiseActivations(of: network, sites: sites, samples: calibration, count: configuration.activationSamples,
-                                                        policy: method.activationPolicy)
+        if !reconstruction.quantizedActivationsInWeightPhase {
+            network.activations = try initialiseActivations(of: network, sites: sites, samples: calibration, count: configuration.activationSamples,
+                                                            policy: method.activationPolicy)
+        }
         fitBiasesInInt32(&network)
         position = ReconstructionPosition(phase: "activations", completedUnits: 0)
         try store?.save(network, at: position)

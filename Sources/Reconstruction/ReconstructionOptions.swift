@@ -39,6 +39,15 @@ public struct ReconstructionOptions: Equatable, Codable, Sendable {
     public var exponentHardening: ExponentHardening = .hard
     /// The loss exponent policy.
     public var lossExponent: LossExponentPolicy = .fixed(2)
+    /// The weight phase sees quantized activations: each unit's inputs come from the partly quantized model
+    /// with its activation quantizers applied, and the quantizers inside the unit fake-quantize as the unit's
+    /// weights are learned (gradient passed straight through, zero where clamped), so the rounding and the
+    /// exponents learn to absorb activation error too (QDrop's setting without its random drop: Wei et al.,
+    /// ICLR 2022). Off: BRECQ's weight phase on FP32 activations, as METHOD §4 and the authors' release.
+    public var quantizedActivationsInWeightPhase = false
+    /// With `quantizedActivationsInWeightPhase`: the probability that an activation element keeps its FP32
+    /// value in an iteration (QDrop's drop; 0 quantizes every element).
+    public var activationDropProbability: Float = 0
     /// Activation scales are kept powers of two while learned (rounded with a straight-through estimator).
     public var powerOfTwoActivations: Bool = true
     /// Stop a unit's phase early when the reconstruction loss has not improved by 0.1% over this many

@@ -51,7 +51,11 @@ public struct Reconstructor {
     /// The mini-batch generator of unit `k` in a phase: seeded per unit, so a resumed run draws exactly
     /// the batches an uninterrupted one would.
     private func generator(phase: UInt64, unit k: Int) -> SeededGenerator {
-        SeededGenerator(seed: options.seed ^ (phase &* 0xD1B5_4A32_D192_ED03) ^ (UInt64(k + 1) &* 0x9E37_79B9_7F4A_7C15))
+        SeededGenerator(seed: seed(phase: phase, unit: k))
+    }
+
+    private func seed(phase: UInt64, unit k: Int) -> UInt64 {
+        options.seed ^ (phase &* 0xD1B5_4A32_D192_ED03) ^ (UInt64(k + 1) &* 0x9E37_79B9_7F4A_7C15)
     }
 
     /// The weight phase over every unit: returns `network` with hard-rounded (and, for RAPQ, power-of-two) weights.
@@ -63,7 +67,8 @@ public struct Reconstructor {
         var net = network
         let graph = prepared.graph
         var fp = GraphStream(graph: graph, inputs: [inputName: calibration], cache: cache)
-        var qs = GraphStream(graph: graph, inputs: [inputName: calibration], cache: cache)
+        let activations = options.quantizedActivationsInWeightPhase ? net.activations : [:]
+        var qs = GraphStream(graph: graph, cachedInputs: [inputName: try quantizedInput(activations[inputName])], cache: cache)
         var overrides: [String: Tensor] = [:]
         let nodes = Dictionary(uniqueKeysWithValues: graph.nodes.map { ($0.name, $0) })
         let schedule = RoundingRegularizer(weight: options.roundingWeight, iterations: options.iterations, warmup: options.warmup)
@@ -80,7 +85,7 @@ public struct Reconstructor {
             }
             var rng = generator(phase: 1, unit: k)
             try fp.advance(to: first)
-            try qs.advance(to: first, parameters: overrides)
+            try qs.advance(to: first, parameters: overrides, observe: fakeQuantizing(activations))
             let inputs = Dictionary(uniqueKeysWithValues: unit.inputs.map { ($0, qs.cached[$0]!) })
             try fp.advance(to: last + 1)
             guard let target = fp.cached[unit.output] else { throw ExecutionError.unknownTensor(name: unit.output) }
@@ -94,9 +99,13 @@ public struct Reconstructor {
             }
             let weightNames = unit.layers.map { nodes[$0]!.inputs[1] }
             let p = lossExponent(of: unit)
+            let produced = Set(program.nodes.flatMap(\.outputs))
             var phase = UnitWeightReconstruction(program: program, roundings: roundings, weightNames: weightNames,
                                                  weightShapes: unit.layers.map { net.layers[$0]!.weightShape }, lossExponent: p,
-                                                 roundingSchedule: schedule, exponentSchedule: exponentSchedule)
+                                                 roundingSchedule: schedule, exponentSchedule: exponentSchedule,
+                                                 activations: activations.isEmpty ? nil : WeightPhaseActivations(
+                                                    quantizers: activations.filter { produced.contains($0.key) },
+                                                    dropProbability: options.activationDropProbability, seed: seed(phase: 3, unit: k)))
             var meter = LossMeter()
             var stopper = EarlyStopping(patience: options.patience, warmup: Int(options.warmup * Float(options.iterations)))
             var iteration = 0

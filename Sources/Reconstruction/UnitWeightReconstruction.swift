@@ -23,11 +23,14 @@ public struct UnitWeightReconstruction {
     public let roundingSchedule: RoundingRegularizer
     /// The exponent regulariser's schedule (used while exponents are learned).
     public let exponentSchedule: RoundingRegularizer
+    /// Activation quantizers applied to tensors the unit produces (nil: FP32 activations).
+    public let activations: WeightPhaseActivations?
 
     /// The weight phase of `program` whose layers read the weights `weightNames` (shapes `weightShapes`) and
-    /// start from `roundings`.
+    /// start from `roundings`, fake-quantizing the tensors `activations` names on the way.
     public init(program: SubgraphProgram, roundings: [LayerRounding], weightNames: [String], weightShapes: [[Int]],
-                lossExponent: Float, roundingSchedule: RoundingRegularizer, exponentSchedule: RoundingRegularizer) {
+                lossExponent: Float, roundingSchedule: RoundingRegularizer, exponentSchedule: RoundingRegularizer,
+                activations: WeightPhaseActivations? = nil) {
         precondition(roundings.count == weightNames.count && weightShapes.count == weightNames.count)
         self.program = program
         self.roundings = roundings
@@ -36,6 +39,7 @@ public struct UnitWeightReconstruction {
         self.lossExponent = lossExponent
         self.roundingSchedule = roundingSchedule
         self.exponentSchedule = exponentSchedule
+        self.activations = activations
     }
 
     /// The loss terms of one iteration.
@@ -54,9 +58,11 @@ public struct UnitWeightReconstruction {
         for (i, name) in weightNames.enumerated() {
             parameters[name] = Tensor(shape: weightShapes[i], data: roundings[i].softWeights())
         }
-        let trace = try program.forward(inputs, parameters: parameters)
+        let activations = self.activations
+        let trace = try program.forward(inputs, parameters: parameters, observe: activations.map { a in { a.forward($0, $1, iteration: t) } })
         let (loss, gradient) = ReconstructionLoss.lp(trace.output, target: target, p: lossExponent)
-        let grads = program.backward(trace, outputGradient: gradient, parameters: parameters)
+        let grads = program.backward(trace, outputGradient: gradient, parameters: parameters,
+                                     observeGradient: activations.map { a in { a.backward($0, $1, &$2, iteration: t) } })
         var losses = Losses(reconstruction: loss, rounding: 0, exponent: 0)
         for (i, name) in weightNames.enumerated() {
             let r = roundings[i].step(weightGradient: grads.parameters[name]!.data, iteration: t, rounding: roundingSchedule,

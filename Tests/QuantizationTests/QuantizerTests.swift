@@ -1,5 +1,6 @@
 import XCTest
 @testable import Quantization
+import TensorKernels
 
 /// Hand-computed quantizer values: ties, clamping at both ends, 2-bit signed and unsigned ranges.
 final class QuantizerTests: XCTestCase {
@@ -23,6 +24,33 @@ final class QuantizerTests: XCTestCase {
         XCTAssertEqual(UniformQuantization.code(-100, scale: 0.5, zeroPoint: 3, grid: g), 0)    // clamp low
         XCTAssertEqual(UniformQuantization.fakeQuantize(1.3, scale: 0.5, zeroPoint: 3, grid: g), 1.5)
         XCTAssertEqual(UniformQuantization.fakeQuantize(-100, scale: 0.5, zeroPoint: 3, grid: g), -1.5)
+    }
+
+    /// The tensor kernel and its straight-through gradient against the scalar definition, bit for bit: exact
+    /// ties on both sides of zero, huge and tiny magnitudes, fractional zero points, signed and unsigned grids.
+    func testTensorFakeQuantizeMatchesTheScalarDefinition() {
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        func uniform() -> Float { state = state &* 6364136223846793005 &+ 1442695040888963407; return Float(state >> 40) / Float(1 << 24) }
+        let cases: [(QuantizationGrid, Float, Float)] = [(QuantizationGrid(bits: 4, signed: false), 0.25, 3), (QuantizationGrid(bits: 8, signed: true), 0.37, 0),
+                                                         (QuantizationGrid(bits: 2, signed: false), 1, 1.4), (QuantizationGrid(bits: 8, signed: false), 0.011, -2.5)]
+        for (grid, s, z) in cases {
+            var values: [Float] = (-300...300).map { (Float($0) + 0.5) * s }          // every tie
+            values += (0..<4000).map { _ in (uniform() - 0.5) * 80 * s }
+            values += [1e30, -1e30, 5e6 * s, -5e6 * s, 1e-30, -1e-30, 0, -0.0, .greatestFiniteMagnitude, -.greatestFiniteMagnitude]
+            let q = QuantizerParameters(grid: grid, scales: [s], zeroPoints: [z])
+            var tensor = Tensor(shape: [values.count], data: values)
+            fakeQuantize(&tensor, with: q)
+            let expected = values.map { UniformQuantization.fakeQuantize($0, scale: s, zeroPoint: z, grid: grid) }
+            XCTAssertEqual(tensor.data.map(\.bitPattern), expected.map(\.bitPattern), "grid \(grid) s \(s) z \(z)")
+
+            var gradient = Tensor(shape: [values.count], data: values.indices.map { Float($0 % 7) + 1 })
+            fakeQuantizeBackward(Tensor(shape: [values.count], data: values), with: q, gradient: &gradient)
+            for (i, x) in values.enumerated() {
+                let raw = (x / s).rounded(.toNearestOrEven) + z
+                let inside = raw >= Float(grid.qmin) && raw <= Float(grid.qmax)
+                XCTAssertEqual(gradient.data[i], inside ? Float(i % 7) + 1 : 0, "x \(x) grid \(grid) s \(s) z \(z)")
+            }
+        }
     }
 
     func testTwoBitSignedAndUnsigned() {

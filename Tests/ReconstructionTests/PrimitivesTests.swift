@@ -283,3 +283,49 @@ final class ActivationScaleLearnerTests: XCTestCase {
         XCTAssertEqual(q["even"]!.zeroPoints, [8])  // 2 * round(4.375)
     }
 }
+
+final class WeightPhaseActivationsTests: XCTestCase {
+    /// Values all outside a 4-bit unsigned grid of scale 0.5 (codes -5..-1 and 16..20), so an element's
+    /// quantized value always differs from it and its straight-through gradient is always zero.
+    private let clamped: Tensor = {
+        let values = (0..<20_000).map { (i: Int) -> Float in
+            let step = Float(i % 5)
+            return i % 2 == 0 ? -0.5 * (1 + step) : 0.5 * (16 + step)
+        }
+        return Tensor(shape: [4, 5_000], data: values)
+    }()
+    private let quantizer = QuantizerParameters(grid: QuantizationGrid(bits: 4, signed: false), scales: [0.5], zeroPoints: [0])
+
+    func testWithoutDropEveryElementIsQuantized() {
+        let a = WeightPhaseActivations(quantizers: ["t": quantizer], dropProbability: 0, seed: 1)
+        var expected = clamped
+        fakeQuantize(&expected, with: quantizer)
+        XCTAssertEqual(a.forward("t", clamped, iteration: 3)?.data, expected.data)
+        XCTAssertNil(a.forward("other", clamped, iteration: 3))
+        var g = Tensor(shape: clamped.shape, data: [Float](repeating: 1, count: clamped.count))
+        a.backward("t", clamped, &g, iteration: 3)
+        XCTAssertTrue(g.data.allSatisfy { $0 == 0 })
+    }
+
+    /// With drop p each element keeps its FP32 value with probability p (binomial: 20,000 draws at 0.3 lie
+    /// within 0.3 +- 0.015 with probability above 0.9999), the backward pass passes the gradient exactly on
+    /// those elements, draws repeat for the same iteration and change for another.
+    func testDropKeepsFloatValuesAndTheirGradientsTogether() {
+        let a = WeightPhaseActivations(quantizers: ["t": quantizer], dropProbability: 0.3, seed: 7)
+        let y = a.forward("t", clamped, iteration: 5)!
+        let kept = zip(y.data, clamped.data).map { $0 == $1 }
+        let fraction = Double(kept.filter { $0 }.count) / Double(kept.count)
+        XCTAssertEqual(fraction, 0.3, accuracy: 0.015)
+        var quantized = clamped
+        fakeQuantize(&quantized, with: quantizer)
+        for i in kept.indices where !kept[i] { XCTAssertEqual(y.data[i], quantized.data[i]) }
+
+        var g = Tensor(shape: clamped.shape, data: (0..<clamped.count).map { Float($0 % 9) + 1 })
+        a.backward("t", clamped, &g, iteration: 5)
+        for i in kept.indices { XCTAssertEqual(g.data[i], kept[i] ? Float(i % 9) + 1 : 0, "element \(i)") }
+
+        XCTAssertEqual(a.forward("t", clamped, iteration: 5)?.data, y.data)
+        let other = a.forward("t", clamped, iteration: 6)!
+        XCTAssertNotEqual(other.data, y.data)
+    }
+}

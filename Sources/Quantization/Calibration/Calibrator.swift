@@ -101,16 +101,17 @@ public func fitBiasInInt32(_ network: inout QuantizedNetwork, layer name: String
     if changed { network.layers[name] = layer }
 }
 
-/// Initialises the quantizer of every site from the first `count` samples, in network order, with weights
-/// quantized and earlier sites applied.
+/// Initialises the quantizer of every site from the first `count` samples, in network order, with earlier
+/// sites applied and the weights quantized (or, with `floatWeights`, as the FP32 model has them: the
+/// weights reconstruction will approach).
 public func initialiseActivations(of network: QuantizedNetwork, sites: [ActivationSite], samples: Tensor, count: Int,
-                                  policy: ScalePolicy) throws -> [String: QuantizerParameters] {
+                                  policy: ScalePolicy, floatWeights: Bool = false) throws -> [String: QuantizerParameters] {
     let n = Swift.min(count, samples.shape[0]), per = samples.count / samples.shape[0]
     let batch = Tensor(shape: [n] + samples.shape.dropFirst(), data: Array(samples.data[0..<n * per]))
     let bySite = Dictionary(uniqueKeysWithValues: sites.map { ($0.tensor, $0) })
     var floatBiasNetwork = network
     floatBiasNetwork.activations = [:]
-    let executor = try Executor(graph: floatBiasNetwork.simulationGraph())
+    let executor = try Executor(graph: floatWeights ? network.graph : floatBiasNetwork.simulationGraph())
     var found: [String: QuantizerParameters] = [:]
     _ = try executor.run([network.graph.inputs[0].name: batch]) { name, tensor in
         guard let site = bySite[name] else { return }

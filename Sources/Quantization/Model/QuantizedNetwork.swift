@@ -55,10 +55,47 @@ public struct QuantizedNetwork: Sendable {
     }
 }
 
-/// Fake-quantizes a tensor in place with a per-tensor quantizer.
+/// Fake-quantizes a tensor in place with a per-tensor quantizer: element for element the same values as
+/// `UniformQuantization.fakeQuantize`, in a loop the compiler vectorises.
 public func fakeQuantize(_ tensor: inout Tensor, with q: QuantizerParameters) {
-    let s = q.scales[0], z = q.zeroPoints[0], grid = q.grid
+    let s = q.scales[0], z = q.zeroPoints[0], lo = Float(q.grid.qmin), hi = Float(q.grid.qmax)
     tensor.withUnsafeMutableBufferPointer { buffer in
-        for i in buffer.indices { buffer[i] = UniformQuantization.fakeQuantize(buffer[i], scale: s, zeroPoint: z, grid: grid) }
+        guard let x = buffer.baseAddress else { return }
+        for i in 0..<buffer.count {
+            var code = RoundHalfEven.rounded(x[i] / s) + z
+            code = code < lo ? lo : (code > hi ? hi : code)
+            x[i] = (code - z) * s
+        }
+    }
+}
+
+/// The straight-through gradient of `fakeQuantize`: `gradient` (w.r.t. the fake-quantized tensor) passes
+/// unchanged where `x` rounds to a code inside the grid and is zeroed where `x` was clamped.
+public func fakeQuantizeBackward(_ x: Tensor, with q: QuantizerParameters, gradient: inout Tensor) {
+    precondition(x.count == gradient.count, "gradient and input sizes differ")
+    let s = q.scales[0], z = q.zeroPoints[0], lo = Float(q.grid.qmin), hi = Float(q.grid.qmax)
+    x.withUnsafeBufferPointer { xs in
+        gradient.withUnsafeMutableBufferPointer { gs in
+            guard let x = xs.baseAddress, let g = gs.baseAddress else { return }
+            for i in 0..<xs.count {
+                // A bit mask rather than a branch, so the loop vectorises (NaN codes count as outside).
+                let code = RoundHalfEven.rounded(x[i] / s) + z
+                let inside: UInt32 = (code >= lo ? ~0 : 0) & (code <= hi ? ~0 : 0)
+                g[i] = Float(bitPattern: g[i].bitPattern & inside)
+            }
+        }
+    }
+}
+
+/// `rounded(.toNearestOrEven)` without a library call, so loops using it vectorise on plain SSE2.
+enum RoundHalfEven {
+    /// Adding and subtracting 1.5 * 2^23 leaves a float rounded half-to-even to an integer when its
+    /// magnitude is below 2^22; larger magnitudes are clamped to ±2^22 first (every grid is far narrower,
+    /// so the clamped code is the same). NaN stays NaN.
+    @inline(__always)
+    static func rounded(_ v: Float) -> Float {
+        let limit: Float = 4_194_304, shifter: Float = 12_582_912
+        let bounded = v < -limit ? -limit : (v > limit ? limit : v)
+        return (bounded + shifter) - shifter
     }
 }
