@@ -25,8 +25,8 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     /// Whether the weight phase sees quantized activations (`ReconstructionOptions.quantizedActivationsInWeightPhase`;
     /// nil: the method's default).
     public var quantizedActivationsInWeightPhase: Bool?
-    /// QDrop's drop probability in that case (`ReconstructionOptions.activationDropProbability`; nil: the method's).
-    public var activationDropProbability: Float?
+    /// QDrop's drop probability in that case (`ReconstructionOptions.activationDropProbability`).
+    public var activationDropProbability: Float = 0
     /// The coefficient c of the BN-derived loss exponent (nil: the method's default).
     public var lossCoefficient: Float?
     /// A fixed loss exponent for every unit (`--lp 2` turns RAPQ's BN-derived exponent off).

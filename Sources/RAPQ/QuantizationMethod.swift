@@ -60,13 +60,13 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
     /// The reconstruction options this method implies, on top of the user's iteration counts and seed.
     public func reconstructionOptions(_ base: ReconstructionOptions, lossCoefficient: Float?, fixedLossExponent: Float?,
                                       exponentIterations: Int, fittedExponents: Bool = true,
-                                      quantizedActivations: Bool? = nil, dropProbability: Float? = nil) -> ReconstructionOptions {
+                                      quantizedActivations: Bool? = nil, dropProbability: Float = 0) -> ReconstructionOptions {
         var o = base
         // RAPQ and its naive-PoT baseline learn weights against the quantized activations (measured better:
         // Fashion-MNIST MobileNetV2 W4A4 88.97% -> 89.67%, W2A4 82.54% -> 83.39%); BRECQ and the release
         // reconstruct weights on FP32 activations, as published.
         o.quantizedActivationsInWeightPhase = quantizedActivations ?? (self == .rapq || self == .naivePotRecon)
-        o.activationDropProbability = dropProbability ?? 0
+        o.activationDropProbability = dropProbability
         switch self {
         case .rtn, .naivePot, .potMse:
             break
