@@ -91,16 +91,23 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     bits.residualInputs = configuration.residualInputBits
     let options = CalibrationOptions(bits: bits, scalePolicy: method.weightPolicy, activationPolicy: method.activationPolicy,
                                      symmetricWeights: configuration.symmetricWeights, activationSamples: configuration.activationSamples)
-    try progress(.status("calibrating weights and activations (\(Swift.min(configuration.activationSamples, calibration.shape[0])) samples)"))
-    var network = try calibrate(prepared, calibration: calibration, options: options, method: method.rawValue)
-    guard method.reconstructs else { return network }
-
     let reconstruction = method.reconstructionOptions(configuration.reconstruction, lossCoefficient: configuration.lossCoefficient,
                                                       fixedLossExponent: configuration.fixedLossExponent,
                                                       exponentIterations: configuration.exponentIterations,
                                                       fittedExponents: configuration.fittedExponents,
                                                       quantizedActivations: configuration.quantizedActivationsInWeightPhase,
                                                       dropProbability: configuration.activationDropProbability)
+    // A weight phase on quantized activations learns with them in place, so they start from the FP32 weights
+    // the reconstruction approaches and stay as they are afterwards.
+    let activationsFirst = method.reconstructs && reconstruction.quantizedActivationsInWeightPhase
+    let activationSamples = Swift.min(configuration.activationSamples, calibration.shape[0])
+    try progress(.status(activationsFirst
+        ? "calibrating weights, and activations on the FP32 weights for the weight phase (\(activationSamples) samples)"
+        : "calibrating weights and activations (\(activationSamples) samples)"))
+    var network = try calibrate(prepared, calibration: calibration, options: options, method: method.rawValue,
+                                activationsOnFloatWeights: activationsFirst)
+    guard method.reconstructs else { return network }
+
     let calibrationBytes = calibration.count * MemoryLayout<Float>.stride
     let budget = configuration.maxMemory ?? Int(ProcessInfo.processInfo.physicalMemory / 2)
     let cache = try SampleCache(limit: budget - calibrationBytes, directory: configuration.cacheFolder ?? FileManager.default.temporaryDirectory)
@@ -110,13 +117,6 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
         try CheckpointStore(folder: $0, fingerprint: fingerprint(of: prepared, calibration: calibration, configuration: configuration, options: reconstruction))
     }
     let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
-    if reconstruction.quantizedActivationsInWeightPhase && !configuration.resume {
-        // The weights learn to work with these quantizers, which stay as they are afterwards.
-        try progress(.status("initialising activation quantizers on the FP32 weights for the weight phase"))
-        network.activations = try initialiseActivations(of: network, sites: sites, samples: calibration, count: configuration.activationSamples,
-                                                        policy: method.activationPolicy, floatWeights: true)
-        fitBiasesInInt32(&network)
-    }
     var position = ReconstructionPosition(phase: "weights", completedUnits: 0)
     if configuration.resume {
         guard let store else { throw CheckpointError.missing(folder: "(no folder given)") }

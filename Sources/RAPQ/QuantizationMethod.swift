@@ -62,10 +62,11 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
                                       exponentIterations: Int, fittedExponents: Bool = true,
                                       quantizedActivations: Bool? = nil, dropProbability: Float = 0) -> ReconstructionOptions {
         var o = base
-        // RAPQ and its naive-PoT baseline learn weights against the quantized activations (measured better:
-        // Fashion-MNIST MobileNetV2 W4A4 88.97% -> 89.67%, W2A4 82.54% -> 83.39%); BRECQ and the release
-        // reconstruct weights on FP32 activations, as published.
-        o.quantizedActivationsInWeightPhase = quantizedActivations ?? (self == .rapq || self == .naivePotRecon)
+        // Every method learns its weights on FP32 activations unless asked otherwise (METHOD §4, BRECQ, the
+        // release). Quantized activations measured better on Fashion-MNIST MobileNetV2 (rapq W4A4 88.97% ->
+        // 89.67%, W2A4 82.54% -> 83.39%) but worse on EfficientNet-Lite0 W4A4 in every variant tried (1,024
+        // samples: 50% -> 40% top-1; see docs/BENCHMARKS.md).
+        o.quantizedActivationsInWeightPhase = quantizedActivations ?? false
         o.activationDropProbability = dropProbability
         switch self {
         case .rtn, .naivePot, .potMse:

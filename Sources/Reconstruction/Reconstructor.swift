@@ -225,7 +225,7 @@ public struct Reconstructor {
 
     /// An observer that fake-quantizes the tensors that have a quantizer in `quantizers` and leaves the rest.
     private func fakeQuantizing(_ quantizers: [String: QuantizerParameters]) -> (String, Tensor) -> Tensor? {
-        { name, t in quantizers[name].map { q in var x = t; fakeQuantize(&x, with: q); return x } }
+        { name, t in quantizers[name].map { fakeQuantized(t, with: $0) } }
     }
 
     private func event(_ phase: String, _ k: Int, _ unit: ReconstructionUnit, _ iteration: Int, _ total: Int,

@@ -164,27 +164,35 @@ final class PipelineTests: XCTestCase {
         XCTAssertThrowsError(try MemorySize(parsing: "0GB")) { XCTAssertTrue("\($0)".contains("out of range"), "\($0)") }
     }
 
-    /// An interrupted run resumed from its checkpoint writes the same bytes as an uninterrupted one.
+    /// An interrupted run resumed from its checkpoint writes the same bytes as an uninterrupted one, with the
+    /// weight phase on FP32 activations (the default) and on quantized ones with QDrop's random drop.
     func testResumeGivesTheSameBytes() throws {
         let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
         let data = try calibration(64)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-resume-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let straight = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: quick(.rapq)))
+        for quantizedActivations in [false, true] {
+            var base = quick(.rapq)
+            if quantizedActivations {
+                base.quantizedActivationsInWeightPhase = true
+                base.activationDropProbability = 0.25
+            }
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-resume-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let straight = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: base))
 
-        struct Interrupt: Error {}
-        var configuration = quick(.rapq)
-        configuration.checkpointFolder = folder
-        for stopAt in [(phase: "weights", unit: 3), (phase: "activations", unit: 2)] {
-            // Thrown from inside the unit's loop, as a crash would stop it: the checkpoint holds the units before it.
-            XCTAssertThrowsError(try quantize(model: model, calibration: data, configuration: configuration) { event in
-                if case .reconstruction(let e) = event, e.phase == stopAt.phase, e.unit == stopAt.unit, e.iteration == e.iterations {
-                    throw Interrupt()
-                }
-            }) { XCTAssertTrue($0 is Interrupt, "\($0)") }
-            configuration.resume = true
+            struct Interrupt: Error {}
+            var configuration = base
+            configuration.checkpointFolder = folder
+            for stopAt in [(phase: "weights", unit: 3), (phase: "activations", unit: 2)] {
+                // Thrown from inside the unit's loop, as a crash would stop it: the checkpoint holds the units before it.
+                XCTAssertThrowsError(try quantize(model: model, calibration: data, configuration: configuration) { event in
+                    if case .reconstruction(let e) = event, e.phase == stopAt.phase, e.unit == stopAt.unit, e.iteration == e.iterations {
+                        throw Interrupt()
+                    }
+                }) { XCTAssertTrue($0 is Interrupt, "\($0)") }
+                configuration.resume = true
+            }
+            let resumed = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: configuration))
+            XCTAssertEqual(resumed, straight, "quantized weight-phase activations: \(quantizedActivations)")
         }
-        let resumed = try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: configuration))
-        XCTAssertEqual(resumed, straight)
     }
 }

@@ -35,13 +35,15 @@ final class QuantizerTests: XCTestCase {
                                                          (QuantizationGrid(bits: 2, signed: false), 1, 1.4), (QuantizationGrid(bits: 8, signed: false), 0.011, -2.5)]
         for (grid, s, z) in cases {
             var values: [Float] = (-300...300).map { (Float($0) + 0.5) * s }          // every tie
-            values += (0..<4000).map { _ in (uniform() - 0.5) * 80 * s }
+            values += (0..<80_000).map { _ in (uniform() - 0.5) * 80 * s }         // above 64K: the parallel split
             values += [1e30, -1e30, 5e6 * s, -5e6 * s, 1e-30, -1e-30, 0, -0.0, .greatestFiniteMagnitude, -.greatestFiniteMagnitude]
             let q = QuantizerParameters(grid: grid, scales: [s], zeroPoints: [z])
             var tensor = Tensor(shape: [values.count], data: values)
             fakeQuantize(&tensor, with: q)
             let expected = values.map { UniformQuantization.fakeQuantize($0, scale: s, zeroPoint: z, grid: grid) }
             XCTAssertEqual(tensor.data.map(\.bitPattern), expected.map(\.bitPattern), "grid \(grid) s \(s) z \(z)")
+            XCTAssertEqual(fakeQuantized(Tensor(shape: [values.count], data: values), with: q).data.map(\.bitPattern),
+                           expected.map(\.bitPattern), "out of place: grid \(grid) s \(s) z \(z)")
 
             var gradient = Tensor(shape: [values.count], data: values.indices.map { Float($0 % 7) + 1 })
             fakeQuantizeBackward(Tensor(shape: [values.count], data: values), with: q, gradient: &gradient)

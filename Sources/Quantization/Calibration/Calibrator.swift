@@ -43,8 +43,10 @@ public struct CalibrationOptions: Equatable, Codable, Sendable {
 /// Quantizes a prepared network without reconstruction: per-channel weight range search, then activation
 /// quantizers initialised in network order from calibration samples (each site sees the quantized output of
 /// the sites before it). This is the whole of `rtn`, `naive-pot` and `pot-mse`, and the starting point of
-/// the reconstruction methods.
-public func calibrate(_ prepared: PreparedNetwork, calibration: Tensor, options: CalibrationOptions, method: String) throws -> QuantizedNetwork {
+/// the reconstruction methods. With `activationsOnFloatWeights` the activation quantizers are initialised on
+/// the FP32 weights instead (for a weight phase that learns with them in place).
+public func calibrate(_ prepared: PreparedNetwork, calibration: Tensor, options: CalibrationOptions, method: String,
+                      activationsOnFloatWeights: Bool = false) throws -> QuantizedNetwork {
     try options.validate()
     let graph = prepared.graph
     let names = prepared.layerNames
@@ -66,7 +68,8 @@ public func calibrate(_ prepared: PreparedNetwork, calibration: Tensor, options:
     }
 
     var network = QuantizedNetwork(graph: graph, units: prepared.units, layers: layers, activations: [:], method: method, bits: options.bits)
-    network.activations = try initialiseActivations(of: network, sites: sites, samples: calibration, count: options.activationSamples, policy: options.activationPolicy)
+    network.activations = try initialiseActivations(of: network, sites: sites, samples: calibration, count: options.activationSamples,
+                                                    policy: options.activationPolicy, floatWeights: activationsOnFloatWeights)
     fitBiasesInInt32(&network)
     return network
 }

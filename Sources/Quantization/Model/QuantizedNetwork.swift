@@ -58,13 +58,33 @@ public struct QuantizedNetwork: Sendable {
 /// Fake-quantizes a tensor in place with a per-tensor quantizer: element for element the same values as
 /// `UniformQuantization.fakeQuantize`, in a loop the compiler vectorises.
 public func fakeQuantize(_ tensor: inout Tensor, with q: QuantizerParameters) {
-    let s = q.scales[0], z = q.zeroPoints[0], lo = Float(q.grid.qmin), hi = Float(q.grid.qmax)
     tensor.withUnsafeMutableBufferPointer { buffer in
         guard let x = buffer.baseAddress else { return }
-        for i in 0..<buffer.count {
-            var code = RoundHalfEven.rounded(x[i] / s) + z
+        fakeQuantizeElements(UnsafePointer(x), into: x, count: buffer.count, with: q)
+    }
+}
+
+/// `x` fake-quantized with `q` into a new tensor (one pass over memory, where copying and then quantizing
+/// in place takes two).
+public func fakeQuantized(_ x: Tensor, with q: QuantizerParameters) -> Tensor {
+    let data = [Float](unsafeUninitializedCapacity: x.count) { y, initialized in
+        x.withUnsafeBufferPointer { xs in
+            if let source = xs.baseAddress, let target = y.baseAddress { fakeQuantizeElements(source, into: target, count: xs.count, with: q) }
+        }
+        initialized = x.count
+    }
+    return Tensor(shape: x.shape, data: data)
+}
+
+/// The element loop of `fakeQuantize` (`source` and `target` may be the same buffer).
+private func fakeQuantizeElements(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int,
+                                  with q: QuantizerParameters) {
+    let s = q.scales[0], z = q.zeroPoints[0], lo = Float(q.grid.qmin), hi = Float(q.grid.qmax)
+    Parallel.forEachChunk(count, maxChunks: elementwiseChunks(count)) { range in
+        for i in range {
+            var code = RoundHalfEven.rounded(source[i] / s) + z
             code = code < lo ? lo : (code > hi ? hi : code)
-            x[i] = (code - z) * s
+            target[i] = (code - z) * s
         }
     }
 }
@@ -77,15 +97,22 @@ public func fakeQuantizeBackward(_ x: Tensor, with q: QuantizerParameters, gradi
     x.withUnsafeBufferPointer { xs in
         gradient.withUnsafeMutableBufferPointer { gs in
             guard let x = xs.baseAddress, let g = gs.baseAddress else { return }
-            for i in 0..<xs.count {
-                // A bit mask rather than a branch, so the loop vectorises (NaN codes count as outside).
-                let code = RoundHalfEven.rounded(x[i] / s) + z
-                let inside: UInt32 = (code >= lo ? ~0 : 0) & (code <= hi ? ~0 : 0)
-                g[i] = Float(bitPattern: g[i].bitPattern & inside)
+            Parallel.forEachChunk(xs.count, maxChunks: elementwiseChunks(xs.count)) { range in
+                for i in range {
+                    // A bit mask rather than a branch, so the loop vectorises (NaN codes count as outside).
+                    let code = RoundHalfEven.rounded(x[i] / s) + z
+                    let inside: UInt32 = (code >= lo ? ~0 : 0) & (code <= hi ? ~0 : 0)
+                    g[i] = Float(bitPattern: g[i].bitPattern & inside)
+                }
             }
         }
     }
 }
+
+/// Chunks for an element-wise pass over `count` floats: one below 64K elements (threads cost more than
+/// they save there), otherwise enough to keep every core busy. Each element is independent, so the
+/// result does not depend on the split.
+private func elementwiseChunks(_ count: Int) -> Int { count < 65_536 ? 1 : 64 }
 
 /// `rounded(.toNearestOrEven)` without a library call, so loops using it vectorise on plain SSE2.
 enum RoundHalfEven {
