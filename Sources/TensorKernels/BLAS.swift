@@ -40,6 +40,32 @@ public enum BLAS {
         #endif
     }()
 
+    /// The kernel family OpenBLAS chose for this CPU (`openblas_get_corename`, e.g. "Haswell", "SkylakeX";
+    /// `OPENBLAS_CORETYPE` overrides its choice), or nil for another BLAS.
+    public static let coreName: String? = {
+        #if canImport(Darwin)
+        return nil
+        #else
+        guard let name = openblas_get_corename() else { return nil }
+        return String(cString: name)
+        #endif
+    }()
+
+    /// A one-line advice when OpenBLAS runs its generic SSE3-era kernels on a CPU with AVX2: it does that
+    /// when it does not recognise the CPU model (as on virtual machines that report "Intel Xeon Processor"),
+    /// and its matrix products then run slower. Nil when there is nothing to advise.
+    public static var slowKernelAdvice: String? {
+        coreName.flatMap { slowKernelAdvice(core: $0, machineRunsAVX2: VectorUnit.machineRunsAVX2) }
+    }
+
+    /// `slowKernelAdvice` for OpenBLAS core `core` on a machine with or without AVX2.
+    public static func slowKernelAdvice(core: String, machineRunsAVX2: Bool) -> String? {
+        let generic = ["Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Coppermine", "Northwood", "Banias"]
+        guard machineRunsAVX2, generic.contains(core) else { return nil }
+        return "note: OpenBLAS runs its generic \(core) kernels on this AVX2 CPU (it did not recognise the model); "
+            + "OPENBLAS_CORETYPE=Haswell (or SkylakeX on AVX-512 CPUs) makes its matrix products faster. Results may differ in the last bits."
+    }
+
     /// Sets the number of threads BLAS uses inside one call (`openblas_set_num_threads`).
     ///
     /// The kernels of this module parallelise over images and tiles themselves and are fastest, and

@@ -31,6 +31,7 @@ struct DemoCommand: ParsableCommand {
     var actIters: Int = 0
 
     func run() throws {
+        adviseOnBLASKernels()
         let folder = try Self.modelsFolder(models)
         let out = URL(fileURLWithPath: outputDir)
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)

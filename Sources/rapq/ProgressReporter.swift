@@ -30,3 +30,9 @@ final class ProgressReporter {
         }
     }
 }
+
+/// Prints `BLAS.slowKernelAdvice` to standard error, if there is any (before long runs).
+func adviseOnBLASKernels() {
+    guard let advice = BLAS.slowKernelAdvice else { return }
+    FileHandle.standardError.write(Data((advice + "\n").utf8))
+}

@@ -73,6 +73,7 @@ struct QuantizeCommand: ParsableCommand {
                                                       symmetricWeights: symmetric, activationSamples: activationSamples, seed: seed)
         configuration.residualInputBits = residualInputBits
         reconstruction.apply(to: &configuration)
+        adviseOnBLASKernels()
         let start = Date()
         let reporter = ProgressReporter()
         let network = try quantize(model: graph, calibration: calibration, configuration: configuration) { reporter.report($0) }

@@ -2,6 +2,20 @@ import XCTest
 import TensorKernels
 
 final class BLASTests: XCTestCase {
+    /// OpenBLAS names the kernel family it chose; the advice appears only for a generic family on an AVX2
+    /// machine, and names the override to use.
+    func testKernelAdvice() throws {
+        #if os(Linux)
+        let core = try XCTUnwrap(BLAS.coreName)
+        XCTAssertFalse(core.isEmpty)
+        #endif
+        let advice = try XCTUnwrap(BLAS.slowKernelAdvice(core: "Prescott", machineRunsAVX2: true))
+        XCTAssertTrue(advice.contains("Prescott") && advice.contains("OPENBLAS_CORETYPE=Haswell"), advice)
+        XCTAssertNil(BLAS.slowKernelAdvice(core: "Prescott", machineRunsAVX2: false))
+        XCTAssertNil(BLAS.slowKernelAdvice(core: "Haswell", machineRunsAVX2: true))
+        XCTAssertNil(BLAS.slowKernelAdvice(core: "SkylakeX", machineRunsAVX2: true))
+    }
+
     func testSgemmAllTranspositionsWithStrides() {
         var rng = SeededGenerator(seed: 40)
         let (m, n, k) = (5, 7, 6)
