@@ -23,7 +23,7 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     /// On EfficientNet-Lite0 W4A4 the rule collapsed the model (0% top-1) where the fit kept 35%.
     public var fittedExponents = true
     /// Whether the weight phase sees quantized activations (`ReconstructionOptions.quantizedActivationsInWeightPhase`;
-    /// nil: the method's default).
+    /// nil: the method's default, `QuantizationMethod.quantizedActivationsByDefault`: quantized below 4 activation bits).
     public var quantizedActivationsInWeightPhase: Bool?
     /// QDrop's drop probability in that case (`ReconstructionOptions.activationDropProbability`).
     public var activationDropProbability: Float = 0
@@ -96,6 +96,7 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
                                                       exponentIterations: configuration.exponentIterations,
                                                       fittedExponents: configuration.fittedExponents,
                                                       quantizedActivations: configuration.quantizedActivationsInWeightPhase,
+                                                      activationBits: bits.activations,
                                                       dropProbability: configuration.activationDropProbability)
     // A weight phase on quantized activations learns with them in place, so they start from the FP32 weights
     // the reconstruction approaches and stay as they are afterwards.

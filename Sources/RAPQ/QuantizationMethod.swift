@@ -57,16 +57,25 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// Whether the weight phase sees quantized activations unless told (`--weight-phase-activations`).
+    /// Measured (docs/BENCHMARKS.md): at 3 activation bits quantized activations win by 0.4-30 points on
+    /// the Fashion-MNIST models for rapq, naive-pot+recon and brecq; at 4 bits they lose 10 points on
+    /// EfficientNet-Lite0 W4A4 (the one ImageNet model) in every variant tried, while moving the Fashion-MNIST
+    /// models by -0.1 to +2.7. So: quantized below 4 bits. `rapq-reference` keeps the release's FP32 activations.
+    public func quantizedActivationsByDefault(activationBits: Int) -> Bool {
+        switch self {
+        case .rapq, .naivePotRecon, .brecq: return activationBits <= 3
+        case .rtn, .naivePot, .potMse, .rapqReference: return false
+        }
+    }
+
     /// The reconstruction options this method implies, on top of the user's iteration counts and seed.
     public func reconstructionOptions(_ base: ReconstructionOptions, lossCoefficient: Float?, fixedLossExponent: Float?,
                                       exponentIterations: Int, fittedExponents: Bool = true,
-                                      quantizedActivations: Bool? = nil, dropProbability: Float = 0) -> ReconstructionOptions {
+                                      quantizedActivations: Bool? = nil, activationBits: Int = 8,
+                                      dropProbability: Float = 0) -> ReconstructionOptions {
         var o = base
-        // Every method learns its weights on FP32 activations unless asked otherwise (METHOD §4, BRECQ, the
-        // release). Quantized activations measured better on Fashion-MNIST MobileNetV2 (rapq W4A4 88.97% ->
-        // 89.67%, W2A4 82.54% -> 83.39%) but worse on EfficientNet-Lite0 W4A4 in every variant tried (1,024
-        // samples: 50% -> 40% top-1; see docs/BENCHMARKS.md).
-        o.quantizedActivationsInWeightPhase = quantizedActivations ?? false
+        o.quantizedActivationsInWeightPhase = quantizedActivations ?? quantizedActivationsByDefault(activationBits: activationBits)
         o.activationDropProbability = dropProbability
         switch self {
         case .rtn, .naivePot, .potMse:

@@ -16,7 +16,7 @@ struct ReconstructionArguments: ParsableArguments {
     @Option(help: ArgumentHelp("RAPQ: how each weight exponent is hardened after K iterations: 'fit' (whichever of floor and ceiling represents the learned weights with the smaller L2.4 error; default) or 'threshold' (METHOD 5.1: the ceiling exponent when its learned fraction is at least 0.5).", valueName: "rule"))
     var exponentHardening: String = "fit"
 
-    @Option(help: ArgumentHelp("Activations the weight phase sees: 'quantized' (each unit learns its weights with the activation quantizers applied) or 'float' (METHOD 4, BRECQ and the authors' release). Default: float (quantized measured better on Fashion-MNIST MobileNetV2, worse on EfficientNet-Lite0).", valueName: "kind"))
+    @Option(help: ArgumentHelp("Activations the weight phase sees: 'quantized' (each unit learns its weights with the activation quantizers applied) or 'float' (METHOD 4, BRECQ and the authors' release). Default: quantized below 4 activation bits, float otherwise (rapq-reference: always float, as the release).", valueName: "kind"))
     var weightPhaseActivations: String?
 
     @Option(help: ArgumentHelp("With quantized weight-phase activations: the probability that an activation element keeps its FP32 value in an iteration (QDrop; 0.5 measured no better than 0 on Fashion-MNIST MobileNetV2 and EfficientNet-Lite0).", valueName: "p"))

@@ -151,6 +151,22 @@ final class PipelineTests: XCTestCase {
         }
     }
 
+    /// The weight phase sees quantized activations by default below 4 activation bits (not for the release's
+    /// reproduction), and an explicit choice wins.
+    func testWeightPhaseActivationsDefault() {
+        func quantized(_ method: QuantizationMethod, _ abits: Int, _ explicit: Bool? = nil) -> Bool {
+            method.reconstructionOptions(ReconstructionOptions(), lossCoefficient: nil, fixedLossExponent: nil, exponentIterations: 10,
+                                         quantizedActivations: explicit, activationBits: abits).quantizedActivationsInWeightPhase
+        }
+        for method in [QuantizationMethod.rapq, .naivePotRecon, .brecq] {
+            XCTAssertTrue(quantized(method, 2) && quantized(method, 3), "\(method)")
+            XCTAssertFalse(quantized(method, 4) || quantized(method, 8), "\(method)")
+            XCTAssertTrue(quantized(method, 4, true), "\(method)")
+            XCTAssertFalse(quantized(method, 3, false), "\(method)")
+        }
+        XCTAssertFalse(quantized(.rapqReference, 3))
+    }
+
     /// Memory sizes in decimal and binary units; anything else is refused with the accepted forms.
     func testMemorySizes() throws {
         XCTAssertEqual(try MemorySize(parsing: "2GB").bytes, 2_000_000_000)
