@@ -69,8 +69,8 @@ private struct DropDraw {
             target.withUnsafeMutableBufferPointer { ys in
                 guard let x = xs.baseAddress, let y = ys.baseAddress else { return }
                 let count = xs.count
-                Parallel.forEachChunk(runs, maxChunks: runs >= 8_192 ? 64 : 1) { chunk in
-                    for run in chunk {
+                ElementMap.forEachChunk(runs) { first, n in
+                    for run in first..<(first + n) {
                         var bits = mix(key &+ UInt64(run))
                         for i in (run * 8)..<Swift.min(run * 8 + 8, count) {
                             // A select rather than a branch: at p = 0.5 a branch mispredicts half the time.

@@ -1,11 +1,11 @@
 /// Runs element-wise kernels over large tensors in parallel chunks. The kernel is called once per
 /// chunk with raw pointers, so its inner loop is a plain loop the compiler can vectorise.
-enum ElementMap {
+public enum ElementMap {
     /// Below this many elements a kernel runs on the calling thread.
     static let parallelThreshold = 1 << 15
 
     /// `body(offset, count)` over `0..<count` in chunks of at least `parallelThreshold / 2` elements.
-    static func forEachChunk(_ count: Int, _ body: (Int, Int) -> Void) {
+    public static func forEachChunk(_ count: Int, _ body: (Int, Int) -> Void) {
         if count < parallelThreshold {
             if count > 0 { body(0, count) }
             return
@@ -16,7 +16,7 @@ enum ElementMap {
     }
 
     /// A tensor shaped like `x` whose chunk `[i, i+n)` is written by `body(x + i, y + i, n)`.
-    static func unary(_ x: Tensor, _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
+    public static func unary(_ x: Tensor, _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
         Tensor(shape: x.shape) { out in
             x.withUnsafeBufferPointer { input in
                 let X = input.base, Y = out.base

@@ -60,32 +60,25 @@ public struct QuantizedNetwork: Sendable {
 public func fakeQuantize(_ tensor: inout Tensor, with q: QuantizerParameters) {
     tensor.withUnsafeMutableBufferPointer { buffer in
         guard let x = buffer.baseAddress else { return }
-        fakeQuantizeElements(UnsafePointer(x), into: x, count: buffer.count, with: q)
+        ElementMap.forEachChunk(buffer.count) { offset, n in fakeQuantizeElements(x + offset, into: x + offset, count: n, with: q) }
     }
 }
 
 /// `x` fake-quantized with `q` into a new tensor (one pass over memory, where copying and then quantizing
 /// in place takes two).
 public func fakeQuantized(_ x: Tensor, with q: QuantizerParameters) -> Tensor {
-    let data = [Float](unsafeUninitializedCapacity: x.count) { y, initialized in
-        x.withUnsafeBufferPointer { xs in
-            if let source = xs.baseAddress, let target = y.baseAddress { fakeQuantizeElements(source, into: target, count: xs.count, with: q) }
-        }
-        initialized = x.count
-    }
-    return Tensor(shape: x.shape, data: data)
+    ElementMap.unary(x) { source, target, n in fakeQuantizeElements(source, into: target, count: n, with: q) }
 }
 
 /// The element loop of `fakeQuantize` (`source` and `target` may be the same buffer).
+@inline(__always)
 private func fakeQuantizeElements(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int,
                                   with q: QuantizerParameters) {
     let s = q.scales[0], z = q.zeroPoints[0], lo = Float(q.grid.qmin), hi = Float(q.grid.qmax)
-    Parallel.forEachChunk(count, maxChunks: elementwiseChunks(count)) { range in
-        for i in range {
-            var code = RoundHalfEven.rounded(source[i] / s) + z
-            code = code < lo ? lo : (code > hi ? hi : code)
-            target[i] = (code - z) * s
-        }
+    for i in 0..<count {
+        var code = RoundHalfEven.rounded(source[i] / s) + z
+        code = code < lo ? lo : (code > hi ? hi : code)
+        target[i] = (code - z) * s
     }
 }
 
@@ -97,8 +90,8 @@ public func fakeQuantizeBackward(_ x: Tensor, with q: QuantizerParameters, gradi
     x.withUnsafeBufferPointer { xs in
         gradient.withUnsafeMutableBufferPointer { gs in
             guard let x = xs.baseAddress, let g = gs.baseAddress else { return }
-            Parallel.forEachChunk(xs.count, maxChunks: elementwiseChunks(xs.count)) { range in
-                for i in range {
+            ElementMap.forEachChunk(xs.count) { offset, n in
+                for i in offset..<(offset + n) {
                     // A bit mask rather than a branch, so the loop vectorises (NaN codes count as outside).
                     let code = RoundHalfEven.rounded(x[i] / s) + z
                     let inside: UInt32 = (code >= lo ? ~0 : 0) & (code <= hi ? ~0 : 0)
@@ -108,11 +101,6 @@ public func fakeQuantizeBackward(_ x: Tensor, with q: QuantizerParameters, gradi
         }
     }
 }
-
-/// Chunks for an element-wise pass over `count` floats: one below 64K elements (threads cost more than
-/// they save there), otherwise enough to keep every core busy. Each element is independent, so the
-/// result does not depend on the split.
-private func elementwiseChunks(_ count: Int) -> Int { count < 65_536 ? 1 : 64 }
 
 /// `rounded(.toNearestOrEven)` without a library call, so loops using it vectorise on plain SSE2.
 enum RoundHalfEven {
