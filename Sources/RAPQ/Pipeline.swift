@@ -16,12 +16,12 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     public var seed: UInt64
     /// Reconstruction settings (iterations, batch size, learning rates); the method sets the rest.
     public var reconstruction = ReconstructionOptions()
-    /// RAPQ's exponent-learning iterations K.
-    public var exponentIterations = 500
-    /// RAPQ: harden each weight exponent to whichever of floor and ceiling fits the learned soft weights
-    /// better (L2.4; `ExponentHardening.fitted`, the default), or (false) by METHOD §5.1's `h(v) >= 0.5` rule.
-    /// On EfficientNet-Lite0 W4A4 the rule collapsed the model (0% top-1) where the fit kept 35%.
-    public var fittedExponents = true
+    /// RAPQ's exponent-learning iterations K (nil: the method's `defaultExponentIterations`).
+    public var exponentIterations: Int?
+    /// RAPQ: how each weight channel's exponent is hardened to floor or ceiling (`ExponentHardening`: `.fitted`,
+    /// the default, `.output` or METHOD §5.1's `.hard`). `rapq-reference` always keeps the release's fractional
+    /// exponents.
+    public var exponentHardening: ExponentHardening = .fitted
     /// Whether the weight phase sees quantized activations (`ReconstructionOptions.quantizedActivationsInWeightPhase`;
     /// nil: the method's default, `QuantizationMethod.quantizedActivationsByDefault`: quantized below 4 activation bits).
     public var quantizedActivationsInWeightPhase: Bool?
@@ -94,7 +94,7 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     let reconstruction = method.reconstructionOptions(configuration.reconstruction, lossCoefficient: configuration.lossCoefficient,
                                                       fixedLossExponent: configuration.fixedLossExponent,
                                                       exponentIterations: configuration.exponentIterations,
-                                                      fittedExponents: configuration.fittedExponents,
+                                                      exponentHardening: configuration.exponentHardening,
                                                       quantizedActivations: configuration.quantizedActivationsInWeightPhase,
                                                       activationBits: bits.activations,
                                                       dropProbability: configuration.activationDropProbability)

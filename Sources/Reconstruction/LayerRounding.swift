@@ -8,6 +8,11 @@ public enum ExponentHardening: String, Codable, Sendable {
     /// Like `hard`, but each channel takes whichever of the floor and ceiling exponents (with its rounded zero
     /// point) has the smaller L2.4 error on the channel's current soft weights (`--exponent-hardening fit`).
     case fitted
+    /// Like `hard`, but each channel takes whichever of the floor and ceiling exponents changes the layer's
+    /// output less: the squared error of the layer (without bias or activation) applied to `Q(w_soft) - W` on
+    /// the inputs it sees in the unit (`--exponent-hardening output`). Unlike a weight-space fit, this knows
+    /// which weights meet large inputs.
+    case output
     /// The authors' release: `h(v)` is frozen at its fractional value (scales are not powers of two). The zero
     /// point `z0 * s0 / s` stays fractional while the rounding is learned; `hardened` stores it rounded.
     case frozenFractional
@@ -195,28 +200,59 @@ public struct LayerRounding: Codable, Sendable {
         }
     }
 
+    /// Channel `c`'s two power-of-two candidates, floor then ceiling exponent, each with its zero point
+    /// `z0 * s0 / s` rounded into the grid (learned exponents only).
+    private func candidates(channel c: Int) -> [(scale: Float, zeroPoint: Float)] {
+        [exponentFloor[c], exponentFloor[c] + 1].map { e in
+            let s = PowerOfTwo.value(e)
+            return (s, ScaleSearch.rescaledZeroPoint(initialZeroPoints[c], from: initialScales[c], to: s, grid: grid))
+        }
+    }
+
+    /// For hardening by output error: per candidate (floor exponent first), how far the current soft weights,
+    /// rounded to nearest on that candidate's grid, lie from the FP32 weights (`Q(w_soft) - W`, same layout as
+    /// `weights`). Nil without a learned exponent.
+    public func candidateWeightErrors() -> [[Float]]? {
+        guard exponentVariables != nil else { return nil }
+        let soft = softWeights()
+        let per = weights.count / channels
+        return (0..<2).map { which in
+            var errors = [Float](repeating: 0, count: weights.count)
+            for c in 0..<channels {
+                let (s, z) = candidates(channel: c)[which]
+                for j in c * per..<(c + 1) * per {
+                    errors[j] = UniformQuantization.fakeQuantize(soft[j], scale: s, zeroPoint: z, grid: grid) - weights[j]
+                }
+            }
+            return errors
+        }
+    }
+
     /// Ends exponent learning: `.hard` and `.fitted` snap each channel to the floor or ceiling exponent and an
     /// integer zero point in the grid; `.frozenFractional` keeps the current fractional exponent and float zero point.
+    /// `.output` takes the choice from `ceiling` (one flag per channel, true for the ceiling exponent), which the
+    /// caller computes from the layer's outputs (`UnitWeightReconstruction.freezeExponents`).
     ///
     /// Hardening moves the grid (`s` and `z` change), so the rounding variables are carried over to keep each
     /// soft weight where it was: `h_new = clamp(w_soft / s_new - floor(W / s_new), 0, 1)`. Without this the
     /// learned roundings would refer to the old grid and the weights would jump at the freeze.
-    public mutating func freezeExponents(_ hardening: ExponentHardening) {
+    public mutating func freezeExponents(_ hardening: ExponentHardening, ceiling: [Bool]? = nil) {
         guard let v = exponentVariables else { return }
+        precondition(hardening != .output || ceiling?.count == channels, "output hardening needs one choice per channel")
         if hardening != .frozenFractional {
             let soft = softWeights()
             let per = weights.count / channels
             for c in 0..<channels {
-                let candidates = [exponentFloor[c], exponentFloor[c] + 1].map { e -> (scale: Float, zeroPoint: Float) in
-                    let s = PowerOfTwo.value(e)
-                    return (s, ScaleSearch.rescaledZeroPoint(initialZeroPoints[c], from: initialScales[c], to: s, grid: grid))
-                }
+                let candidates = candidates(channel: c)
                 let chosen: (scale: Float, zeroPoint: Float)
-                if hardening == .fitted {
+                switch hardening {
+                case .fitted:
                     chosen = soft[c * per..<(c + 1) * per].withUnsafeBufferPointer {
                         ScaleSearch.lessError(candidates[0], candidates[1], on: $0, grid: grid)
                     }
-                } else {
+                case .output:
+                    chosen = candidates[ceiling![c] ? 1 : 0]
+                case .hard, .frozenFractional:
                     chosen = candidates[RectifiedSigmoid.value(v[c]) >= 0.5 ? 1 : 0]
                 }
                 let s = chosen.scale

@@ -106,11 +106,21 @@ public struct Reconstructor {
                                                  activations: activations.isEmpty ? nil : WeightPhaseActivations(
                                                     quantizers: activations.filter { produced.contains($0.key) },
                                                     dropProbability: options.activationDropProbability, seed: seed(phase: 3, unit: k)))
+            // The samples `.output` hardening measures layer outputs on: two mini-batches spread evenly over
+            // the calibration set (the same for every unit and run).
+            func evaluation() throws -> [[String: Tensor]] {
+                let n = calibration.shape[0], count = Swift.min(n, 2 * options.batchSize)
+                let rows = (0..<count).map { $0 * n / count }
+                return try stride(from: 0, to: count, by: options.batchSize).map { start in
+                    let batch = Array(rows[start..<Swift.min(start + options.batchSize, count)])
+                    return try inputs.mapValues { try $0.rows(batch) }
+                }
+            }
             var meter = LossMeter()
             var stopper = EarlyStopping(patience: options.patience, warmup: Int(options.warmup * Float(options.iterations)))
             var iteration = 0
             while iteration < options.iterations {
-                if learnExponent && iteration == freezeAt { phase.freezeExponents(options.exponentHardening) }
+                if learnExponent && iteration == freezeAt { try phase.freezeExponents(options.exponentHardening, samples: evaluation) }
                 let batch = rng.sample(options.batchSize, from: calibration.shape[0])
                 let losses = try phase.iterate(inputs: try inputs.mapValues { try $0.rows(batch) }, target: try target.rows(batch),
                                                iteration: iteration, learningExponents: learnExponent && iteration < freezeAt)
@@ -123,7 +133,7 @@ public struct Reconstructor {
                 }
                 if stopper.shouldStop(iteration: iteration, loss: loss) { break }
             }
-            phase.freezeExponents(options.exponentHardening)
+            try phase.freezeExponents(options.exponentHardening, samples: evaluation)
             for (i, rounding) in phase.roundings.enumerated() {
                 let layer = rounding.hardened(from: net.layers[unit.layers[i]]!)
                 net.layers[layer.node] = layer

@@ -54,10 +54,7 @@ public struct UnitWeightReconstruction {
     /// the FP32 output for the same samples). Exponent variables move only when `learningExponents`.
     public mutating func iterate(inputs: [String: Tensor], target: Tensor, iteration t: Int,
                                  learningExponents: Bool) throws -> Losses {
-        var parameters: [String: Tensor] = [:]
-        for (i, name) in weightNames.enumerated() {
-            parameters[name] = Tensor(shape: weightShapes[i], data: roundings[i].softWeights())
-        }
+        let parameters = softParameters()
         let activations = self.activations
         let trace = try program.forward(inputs, parameters: parameters, observe: activations.map { a in { a.forward($0, $1, iteration: t) } })
         let (loss, gradient) = ReconstructionLoss.lp(trace.output, target: target, p: lossExponent)
@@ -73,8 +70,64 @@ public struct UnitWeightReconstruction {
         return losses
     }
 
+    /// Each layer's soft weights by initializer name.
+    private func softParameters() -> [String: Tensor] {
+        var parameters: [String: Tensor] = [:]
+        for (i, name) in weightNames.enumerated() {
+            parameters[name] = Tensor(shape: weightShapes[i], data: roundings[i].softWeights())
+        }
+        return parameters
+    }
+
     /// Ends exponent learning in every layer (see `LayerRounding.freezeExponents`).
-    public mutating func freezeExponents(_ hardening: ExponentHardening) {
-        for i in roundings.indices { roundings[i].freezeExponents(hardening) }
+    ///
+    /// `.output` chooses each channel's exponent by the layer's output: the unit runs forward on `samples()`
+    /// (mini-batches of unit inputs by name) with the current soft weights and the weight phase's activation
+    /// quantizers (no drop), and for each layer the weight error of each candidate (`candidateWeightErrors`) is
+    /// applied to the input that layer sees, without bias. The channel takes the candidate with the smaller
+    /// summed squared output; a tie (a dead channel) takes the floor.
+    public mutating func freezeExponents(_ hardening: ExponentHardening,
+                                         samples: () throws -> [[String: Tensor]] = { [] }) throws {
+        guard hardening == .output else {
+            for i in roundings.indices { roundings[i].freezeExponents(hardening) }
+            return
+        }
+        let errors = roundings.map { $0.candidateWeightErrors() }
+        guard errors.contains(where: { $0 != nil }) else { return }
+        let samples = try samples()
+        precondition(!samples.isEmpty, "output hardening needs samples")
+        let layerNodes = weightNames.map { name in program.nodes.first { $0.inputs.count > 1 && $0.inputs[1] == name }! }
+        var squared = roundings.map { [[Double]](repeating: [Double](repeating: 0, count: $0.channels), count: 2) }
+        let quantizers = activations?.quantizers ?? [:]
+        let parameters = softParameters()
+        for batch in samples {
+            let trace = try program.forward(batch, parameters: parameters) { name, t in quantizers[name].map { fakeQuantized(t, with: $0) } }
+            for (i, node) in layerNodes.enumerated() {
+                guard let candidates = errors[i], let x = trace.values[node.inputs[0]] else { continue }
+                for which in 0..<2 {
+                    let y = try NodeEvaluator.forward(node, [x, Tensor(shape: weightShapes[i], data: candidates[which]), nil])[0]
+                    Self.addChannelSquares(of: y, to: &squared[i][which])
+                }
+            }
+        }
+        for i in roundings.indices where errors[i] != nil {
+            roundings[i].freezeExponents(.output, ceiling: zip(squared[i][0], squared[i][1]).map { $1 < $0 })
+        }
+    }
+
+    /// Adds each channel's sum of squares of `y` (channels on axis 1) to `sums`.
+    static func addChannelSquares(of y: Tensor, to sums: inout [Double]) {
+        let channels = y.shape[1], per = y.count / (y.shape[0] * channels)
+        precondition(sums.count == channels, "\(sums.count) sums for \(channels) channels")
+        y.data.withUnsafeBufferPointer { y in
+            for n in 0..<(y.count / (channels * per)) {
+                for c in 0..<channels {
+                    let base = (n * channels + c) * per
+                    var total = 0.0
+                    for k in base..<base + per { total += Double(y[k]) * Double(y[k]) }
+                    sums[c] += total
+                }
+            }
+        }
     }
 }

@@ -53,7 +53,6 @@ struct DemoCommand: ParsableCommand {
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits)
         configuration.reconstruction.iterations = iters
         configuration.reconstruction.activationIterations = actIters
-        configuration.exponentIterations = Swift.min(configuration.exponentIterations, iters / 2)
         let start = Date()
         let reporter = ProgressReporter()
         let network = try quantize(model: fp32.graph, calibration: calibration, configuration: configuration) { reporter.report($0) }

@@ -32,7 +32,7 @@ struct QuantizeCommand: ParsableCommand {
     var firstLastBits: Int = 8
 
     @Option(help: "Method: \(QuantizationMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var method: QuantizationMethod = .potMse
+    var method: QuantizationMethod = .rapq
 
     @Flag(help: "Symmetric weights (zero point 0) instead of asymmetric.")
     var symmetric = false

@@ -10,10 +10,10 @@ struct ReconstructionArguments: ParsableArguments {
     @Option(help: "Activation-reconstruction iterations per unit (0, the default, keeps the initial activation exponents: learning them measured worse).")
     var actIters: Int = 0
 
-    @Option(help: "RAPQ: iterations during which weight exponents are learned before they are hardened (K).")
-    var expIters: Int = 500
+    @Option(help: "RAPQ: iterations during which weight exponents are learned as a continuous log2-scale before they are hardened (K; default 0 for rapq, whose exponents are chosen before the rounding is learned, and 500 for rapq-reference, as the release).")
+    var expIters: Int?
 
-    @Option(help: ArgumentHelp("RAPQ: how each weight exponent is hardened after K iterations: 'fit' (whichever of floor and ceiling represents the learned weights with the smaller L2.4 error; default) or 'threshold' (METHOD 5.1: the ceiling exponent when its learned fraction is at least 0.5).", valueName: "rule"))
+    @Option(help: ArgumentHelp("RAPQ: how each weight channel's exponent is hardened to floor or ceiling after K iterations: 'fit' (whichever represents the weights with the smaller L2.4 error; default), 'output' (whichever changes the layer's output less on calibration samples) or 'threshold' (METHOD 5.1: the ceiling when the learned fraction is at least 0.5).", valueName: "rule"))
     var exponentHardening: String = "fit"
 
     @Option(help: ArgumentHelp("Activations the weight phase sees: 'quantized' (each unit learns its weights with the activation quantizers applied) or 'float' (METHOD 4, BRECQ and the authors' release). Default: quantized below 4 activation bits, float otherwise (rapq-reference: always float, as the release).", valueName: "kind"))
@@ -51,9 +51,9 @@ struct ReconstructionArguments: ParsableArguments {
 
     func validate() throws {
         guard iters > 0 else { throw ValidationError("--iters must be at least 1") }
-        guard actIters >= 0, expIters >= 0, patience >= 0 else { throw ValidationError("--act-iters, --exp-iters and --patience must not be negative") }
-        guard ["threshold", "fit"].contains(exponentHardening) else {
-            throw ValidationError("--exponent-hardening must be 'threshold' or 'fit', got '\(exponentHardening)'")
+        guard actIters >= 0, (expIters ?? 0) >= 0, patience >= 0 else { throw ValidationError("--act-iters, --exp-iters and --patience must not be negative") }
+        guard Self.hardenings[exponentHardening] != nil else {
+            throw ValidationError("--exponent-hardening must be 'output', 'fit' or 'threshold', got '\(exponentHardening)'")
         }
         if let weightPhaseActivations, !["quantized", "float"].contains(weightPhaseActivations) {
             throw ValidationError("--weight-phase-activations must be 'quantized' or 'float', got '\(weightPhaseActivations)'")
@@ -70,13 +70,16 @@ struct ReconstructionArguments: ParsableArguments {
         }
     }
 
+    /// `--exponent-hardening` values.
+    static let hardenings: [String: ExponentHardening] = ["output": .output, "fit": .fitted, "threshold": .hard]
+
     func apply(to configuration: inout QuantizationConfiguration) {
         configuration.reconstruction.iterations = iters
         configuration.reconstruction.activationIterations = actIters
         configuration.reconstruction.batchSize = batchSize
         configuration.reconstruction.patience = patience
         configuration.exponentIterations = expIters
-        configuration.fittedExponents = exponentHardening == "fit"
+        configuration.exponentHardening = Self.hardenings[exponentHardening]!
         configuration.reconstruction.exponentLearningRate = expLr
         configuration.quantizedActivationsInWeightPhase = weightPhaseActivations.map { $0 == "quantized" }
         configuration.activationDropProbability = activationDrop

@@ -167,6 +167,23 @@ final class PipelineTests: XCTestCase {
         XCTAssertFalse(quantized(.rapqReference, 3))
     }
 
+    /// RAPQ's exponent phase: `rapq` chooses exponents before learning the rounding (K = 0) with the L2.4 fit,
+    /// `rapq-reference` learns them for the release's K = 500 and never hardens; explicit values win.
+    func testExponentDefaults() {
+        func options(_ method: QuantizationMethod, _ k: Int? = nil, _ hardening: ExponentHardening = .fitted) -> ReconstructionOptions {
+            method.reconstructionOptions(ReconstructionOptions(), lossCoefficient: nil, fixedLossExponent: nil, exponentIterations: k,
+                                         exponentHardening: hardening)
+        }
+        XCTAssertEqual(options(.rapq).exponentIterations, 0)
+        XCTAssertEqual(options(.rapq).exponentHardening, .fitted)
+        XCTAssertEqual(QuantizationConfiguration(method: .rapq, weightBits: 2, activationBits: 4).exponentHardening, .fitted)
+        XCTAssertEqual(options(.rapq, 300, .output).exponentIterations, 300)
+        XCTAssertEqual(options(.rapq, 300, .output).exponentHardening, .output)
+        XCTAssertEqual(options(.rapqReference).exponentIterations, 500)
+        XCTAssertEqual(options(.rapqReference, 100, .output).exponentHardening, .frozenFractional)
+        XCTAssertFalse(options(.brecq).learnExponents || options(.naivePotRecon).learnExponents)
+    }
+
     /// Memory sizes in decimal and binary units; anything else is refused with the accepted forms.
     func testMemorySizes() throws {
         XCTAssertEqual(try MemorySize(parsing: "2GB").bytes, 2_000_000_000)

@@ -27,13 +27,7 @@ final class GradientCheckTests: XCTestCase {
         let weights = [data.normals(108, std: 0.3), data.normals(16, std: 0.5)]
         let biases = [data.normals(4, std: 0.1), data.normals(4, std: 0.1)]
         let input = data.tensor([2, 3, 5, 5])
-        let graph = Graph(
-            name: "unit", inputs: [ValueInfo(name: "x", dimensions: [nil, 3, 5, 5])], outputs: [ValueInfo(name: "y", dimensions: [nil, 4, 5, 5])],
-            nodes: [convNode("conv1", "x", "w1", "b1", "c1", kernel: 3, pad: 1),
-                    Node(name: "relu1", op: .relu, inputs: ["c1"], outputs: ["r1"]),
-                    convNode("conv2", "r1", "w2", "b2", "y", kernel: 1, pad: 0)],
-            initializers: ["w1": Tensor(shape: shapes[0], data: weights[0]), "b1": Tensor(shape: [4], data: biases[0]),
-                           "w2": Tensor(shape: shapes[1], data: weights[1]), "b2": Tensor(shape: [4], data: biases[1])])
+        let graph = convReluConvGraph(inputShape: input.shape, shapes: shapes, weights: weights, biases: biases)
         let program = try SubgraphProgram(graph: graph, nodeNames: ["conv1", "relu1", "conv2"], output: "y")
         let grid = QuantizationGrid(bits: 4, signed: false)
         let layers = (0..<2).map { i in

@@ -122,9 +122,9 @@ final class ReconstructorTests: XCTestCase {
                                   options: CalibrationOptions(bits: Self.bits, scalePolicy: .float, activationPolicy: .nearestPowerOfTwo), method: "rapq")
         var o = options()
         o.learnExponents = true
-        o.exponentIterations = 50
-        for hardening in [ExponentHardening.hard, .fitted] {
+        for (hardening, k) in [(ExponentHardening.hard, 50), (.fitted, 50), (.output, 50), (.output, 0)] {
             o.exponentHardening = hardening
+            o.exponentIterations = k
             let rapq = try Reconstructor(prepared: prepared, calibration: calibration, options: o).reconstructWeights(float) { _ in }
             for name in prepared.layerNames {
                 let layer = rapq.layers[name]!, s0 = float.layers[name]!.weight.scales
@@ -142,6 +142,7 @@ final class ReconstructorTests: XCTestCase {
 
         // The release's frozen fractional exponents leave (almost all) scales off powers of two.
         o.exponentHardening = .frozenFractional
+        o.exponentIterations = 50
         let reference = try Reconstructor(prepared: prepared, calibration: calibration, options: o).reconstructWeights(float) { _ in }
         let nonPoT = prepared.layerNames.flatMap { reference.layers[$0]!.weight.scales }.filter { PowerOfTwo.exactExponent($0) == nil }.count
         XCTAssertGreaterThan(nonPoT, 0)

@@ -28,6 +28,20 @@ func convNode(_ name: String, _ input: String, _ w: String, _ b: String, _ outpu
     return Node(name: name, op: .conv(Conv2DParameters(window: window)), inputs: [input, w, b], outputs: [output])
 }
 
+/// A unit graph `x -> Conv 3x3 (pad 1, w1, b1) -> Relu -> Conv 1x1 (w2, b2) -> y` for inputs of `inputShape`
+/// (batch first).
+func convReluConvGraph(inputShape: [Int], shapes: [[Int]], weights: [[Float]], biases: [[Float]]) -> Graph {
+    let (h, w) = (inputShape[2], inputShape[3])
+    return Graph(
+        name: "unit", inputs: [ValueInfo(name: "x", dimensions: [nil, inputShape[1], h, w])],
+        outputs: [ValueInfo(name: "y", dimensions: [nil, shapes[1][0], h, w])],
+        nodes: [convNode("conv1", "x", "w1", "b1", "c1", kernel: 3, pad: 1),
+                Node(name: "relu1", op: .relu, inputs: ["c1"], outputs: ["r1"]),
+                convNode("conv2", "r1", "w2", "b2", "y", kernel: 1, pad: 0)],
+        initializers: ["w1": Tensor(shape: shapes[0], data: weights[0]), "b1": Tensor(shape: [shapes[0][0]], data: biases[0]),
+                       "w2": Tensor(shape: shapes[1], data: weights[1]), "b2": Tensor(shape: [shapes[1][0]], data: biases[1])])
+}
+
 /// The rectified sigmoid in Double.
 func hDouble(_ a: Double) -> Double {
     min(max(1 / (1 + exp(-a)) * 1.2 - 0.1, 0), 1)
