@@ -3,9 +3,10 @@
 #
 #   benchmarks/accuracy_fmnist.sh [OUT_DIR]       (default OUT_DIR: benchmarks/results)
 #
-# Environment overrides: ITERS (weight-reconstruction iterations per unit, default 200), ACT_ITERS (default
-# 100), EXP_ITERS (RAPQ exponent iterations K, default ITERS/2), SEED (default 0), MODELS, CONFIGS, METHODS,
-# QUANTIZE_ARGS (extra `rapq quantize` options for the reconstruction methods, recorded in each line).
+# Environment overrides: ITERS (weight-reconstruction iterations per unit, default 1000, the tool's), ACT_ITERS
+# (default 0, the tool's), EXP_ITERS (RAPQ exponent iterations K; default: each method's own, rapq 0 and
+# rapq-reference 500; recorded as null then), SEED (default 0), MODELS, CONFIGS, METHODS, QUANTIZE_ARGS (extra
+# `rapq quantize` options for the reconstruction methods, recorded in each line).
 # Calibration: models/fmnist-calib-256.npy (256 training images). Evaluation: the full 10k test set
 # assets/fmnist-test-10k.npy (top-1, agreement with FP32). `rapq verify` runs on every output with
 # models/fmnist-test-1k.npy as the integer-vs-simulation data (pass = exit 0).
@@ -15,7 +16,7 @@ source "$(dirname "$0")/common.sh"
 OUT="${1:-$ROOT/benchmarks/results}"
 mkdir -p "$OUT/fmnist"
 RESULTS="$OUT/fmnist-accuracy.jsonl"
-ITERS="${ITERS:-200}"; ACT_ITERS="${ACT_ITERS:-100}"; EXP_ITERS="${EXP_ITERS:-$((ITERS / 2))}"; SEED="${SEED:-0}"
+ITERS="${ITERS:-1000}"; ACT_ITERS="${ACT_ITERS:-0}"; EXP_ITERS="${EXP_ITERS:-}"; SEED="${SEED:-0}"
 MODELS="${MODELS:-resnet mobilenetv2}"
 CONFIGS="${CONFIGS:-4:4 2:4}"
 METHODS="${METHODS:-rtn naive-pot pot-mse rapq naive-pot+recon brecq rapq-reference}"
@@ -38,14 +39,14 @@ for model in $MODELS; do
       tag="$model-$m-w${w}a${a}"; q="$OUT/fmnist/$tag.rapq"; tf="$OUT/fmnist/time-$tag.txt"
       recon=""
       case "$m" in brecq|naive-pot+recon|rapq|rapq-reference)
-        recon="--iters $ITERS --act-iters $ACT_ITERS --exp-iters $EXP_ITERS $QUANTIZE_ARGS";; esac
+        recon="--iters $ITERS --act-iters $ACT_ITERS ${EXP_ITERS:+--exp-iters $EXP_ITERS} $QUANTIZE_ARGS";; esac
       # shellcheck disable=SC2086
       if timed "$tf" "$RAPQ" quantize "$onnx" --calib "$CALIB" --method "$m" --wbits "$w" --abits "$a" --seed "$SEED" \
            $recon -o "$q" > "$OUT/fmnist/log-$tag.txt" 2>&1; then
         line=$("$RAPQ" eval "$q" --data "$DATA" --labels "$LABELS" --reference "$onnx" --batch 500 | tail -n 1)
         if "$RAPQ" verify "$q" --data "$VERIFY_DATA" > "$OUT/fmnist/verify-$tag.txt" 2>&1; then v=true; else v=false; fi
         iters=null; acti=null; expi=null
-        [ -n "$recon" ] && { iters=$ITERS; acti=$ACT_ITERS; expi=$EXP_ITERS; }
+        [ -n "$recon" ] && { iters=$ITERS; acti=$ACT_ITERS; expi=${EXP_ITERS:-null}; }
         echo "{\"model\":\"fmnist-$model\",\"method\":\"$m\",\"wbits\":$w,\"abits\":$a,\"iters\":$iters,\"act_iters\":$acti,\"exp_iters\":$expi,\"extra_args\":\"$([ -n "$recon" ] && echo "$QUANTIZE_ARGS")\",\"seed\":$SEED,$(eval_json "$line"),$(time_json "$tf"),\"verify_pass\":$v,$stamp}" | tee -a "$RESULTS"
       else
         echo "{\"model\":\"fmnist-$model\",\"method\":\"$m\",\"wbits\":$w,\"abits\":$a,\"status\":\"failed\",\"log\":\"$OUT/fmnist/log-$tag.txt\",$stamp}" | tee -a "$RESULTS"

@@ -22,6 +22,9 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     /// the default, `.output` or METHOD §5.1's `.hard`). `rapq-reference` always keeps the release's fractional
     /// exponents.
     public var exponentHardening: ExponentHardening = .fitted
+    /// `rapq`: rescale the FP32 network first so activation ranges sit on powers of two where a layer's output
+    /// reaches only layers through Relu/Clip (`ActivationAlignment`; the network computes the same function).
+    public var alignActivationRanges = true
     /// Whether the weight phase sees quantized activations (`ReconstructionOptions.quantizedActivationsInWeightPhase`;
     /// nil: the method's default, `QuantizationMethod.quantizedActivationsByDefault`: quantized below 4 activation bits).
     public var quantizedActivationsInWeightPhase: Bool?
@@ -50,7 +53,7 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     public var cacheFolder: URL?
 
     /// A configuration; defaults follow METHOD.md.
-    public init(method: QuantizationMethod = .potMse, weightBits: Int = 4, activationBits: Int = 4, firstLastBits: Int = 8,
+    public init(method: QuantizationMethod = .rapq, weightBits: Int = 4, activationBits: Int = 4, firstLastBits: Int = 8,
                 symmetricWeights: Bool = false, activationSamples: Int = 64, seed: UInt64 = 0) {
         self.method = method
         self.bits = BitWidths(weights: weightBits, activations: activationBits, firstLast: firstLastBits)
@@ -83,7 +86,7 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     }
     guard calibration.data.allSatisfy(\.isFinite) else { throw QuantizationError.badCalibration("samples contain NaN or infinite values") }
     try progress(.status("preparing: folding BatchNorm, finding units"))
-    let prepared = PreparedNetwork(model)
+    var prepared = PreparedNetwork(model)
     try progress(.status("found \(prepared.units.count) reconstruction units, \(prepared.layerNames.count) layers"))
     let method = configuration.method
     var bits = configuration.bits
@@ -98,6 +101,12 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
                                                       quantizedActivations: configuration.quantizedActivationsInWeightPhase,
                                                       activationBits: bits.activations,
                                                       dropProbability: configuration.activationDropProbability)
+    try options.validate()
+    if method.alignsActivationRanges && configuration.alignActivationRanges {
+        let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
+        let aligned = try ActivationAlignment.apply(to: &prepared, sites: sites, calibration: calibration, count: configuration.activationSamples)
+        try progress(.status("rescaled the FP32 network at \(aligned.factors.count) of \(aligned.sites) activation sites so their ranges sit on powers of two"))
+    }
     // A weight phase on quantized activations learns with them in place, so they start from the FP32 weights
     // the reconstruction approaches and stay as they are afterwards.
     let activationsFirst = method.reconstructs && reconstruction.quantizedActivationsInWeightPhase

@@ -41,6 +41,11 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// Whether the FP32 network is first rescaled so activation ranges sit on powers of two
+    /// (`ActivationAlignment`; `--no-align-activations` turns it off). `rapq` only: `naive-pot+recon` is the
+    /// paper's traditional baseline and the float-scale methods have nothing to align.
+    public var alignsActivationRanges: Bool { self == .rapq }
+
     /// Whether the method reconstructs units.
     public var reconstructs: Bool {
         switch self {

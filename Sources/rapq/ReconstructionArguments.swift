@@ -16,6 +16,9 @@ struct ReconstructionArguments: ParsableArguments {
     @Option(help: ArgumentHelp("RAPQ: how each weight channel's exponent is hardened to floor or ceiling after K iterations: 'fit' (whichever represents the weights with the smaller L2.4 error; default), 'output' (whichever changes the layer's output less on calibration samples) or 'threshold' (METHOD 5.1: the ceiling when the learned fraction is at least 0.5).", valueName: "rule"))
     var exponentHardening: String = "fit"
 
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp("rapq: first rescale the FP32 network (same function) so that each activation range a layer passes to layers through Relu/Clip only sits on a power of two, which a power-of-two activation scale then fits as well as a float one."))
+    var alignActivations = true
+
     @Option(help: ArgumentHelp("Activations the weight phase sees: 'quantized' (each unit learns its weights with the activation quantizers applied) or 'float' (METHOD 4, BRECQ and the authors' release). Default: quantized below 4 activation bits, float otherwise (rapq-reference: always float, as the release).", valueName: "kind"))
     var weightPhaseActivations: String?
 
@@ -80,6 +83,7 @@ struct ReconstructionArguments: ParsableArguments {
         configuration.reconstruction.patience = patience
         configuration.exponentIterations = expIters
         configuration.exponentHardening = Self.hardenings[exponentHardening]!
+        configuration.alignActivationRanges = alignActivations
         configuration.reconstruction.exponentLearningRate = expLr
         configuration.quantizedActivationsInWeightPhase = weightPhaseActivations.map { $0 == "quantized" }
         configuration.activationDropProbability = activationDrop

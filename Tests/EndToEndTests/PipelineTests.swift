@@ -174,6 +174,7 @@ final class PipelineTests: XCTestCase {
             method.reconstructionOptions(ReconstructionOptions(), lossCoefficient: nil, fixedLossExponent: nil, exponentIterations: k,
                                          exponentHardening: hardening)
         }
+        XCTAssertEqual(QuantizationConfiguration().method, .rapq, "the library's default method is the CLI's")
         XCTAssertEqual(options(.rapq).exponentIterations, 0)
         XCTAssertEqual(options(.rapq).exponentHardening, .fitted)
         XCTAssertEqual(QuantizationConfiguration(method: .rapq, weightBits: 2, activationBits: 4).exponentHardening, .fitted)

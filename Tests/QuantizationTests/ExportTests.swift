@@ -82,6 +82,15 @@ final class ExportTests: XCTestCase {
         try calibrate(PreparedNetwork(makeGraph()), calibration: samples(32, seed: 7), options: options, method: method)
     }
 
+    /// The same on the graph rescaled by `ActivationAlignment` (rapq's default; the ReLU6 becomes a Clip at 6 x its factor).
+    static func alignedNetwork(_ options: CalibrationOptions) throws -> QuantizedNetwork {
+        var prepared = PreparedNetwork(makeGraph())
+        let data = samples(32, seed: 7)
+        try ActivationAlignment.apply(to: &prepared, sites: placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: options.bits),
+                                      calibration: data, count: 32)
+        return try calibrate(prepared, calibration: data, options: options, method: "rapq")
+    }
+
     // MARK: - .rapq round trip
 
     func testRoundTripGivesAnEqualNetworkAndIdenticalBytes() throws {
@@ -420,6 +429,7 @@ final class ExportTests: XCTestCase {
         let cases: [(name: String, network: QuantizedNetwork, tolerance: Float)] = [
             (Self.settings[0].name, try Self.network(Self.settings[0].options), 1e-3),
             (Self.settings[3].name, try Self.network(Self.settings[3].options), 1e-3),
+            (Self.settings[0].name + ", activation ranges aligned", try Self.alignedNetwork(Self.settings[0].options), 1e-3),
             ("rtn W4A4", try Self.network(CalibrationOptions(bits: BitWidths(weights: 4, activations: 4), scalePolicy: .float), method: "rtn"), 5e-2),
         ]
         for (name, network, tolerance) in cases {
