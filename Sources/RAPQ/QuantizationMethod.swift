@@ -14,7 +14,9 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
     case brecq
     /// Naive power-of-two scales + the same reconstruction: the paper's "traditional" baseline.
     case naivePotRecon = "naive-pot+recon"
-    /// RAPQ: learned power-of-two exponents (hardened), BN-derived loss exponent, learned PoT activations.
+    /// RAPQ: per-channel power-of-two weight exponents (chosen before AdaRound, or learned for K iterations and
+    /// hardened), BN-derived loss exponent, power-of-two activations on a network rescaled so that activation
+    /// ranges between layers sit on powers of two.
     case rapq
     /// The authors' release, reproduced: exponents never hardened, float activation scales not learned,
     /// float zero points, classifier input at the low bit width, c = 0.1. Not power-of-two.
