@@ -23,8 +23,9 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     /// exponents.
     public var exponentHardening: ExponentHardening = .fitted
     /// `rapq`: rescale the FP32 network first so activation ranges sit on powers of two where a layer's output
-    /// reaches only layers through Relu/Clip (`ActivationAlignment`; the network computes the same function).
-    public var alignActivationRanges = true
+    /// reaches only layers, directly or through Clip (and Relu with `.all`) (`ActivationAlignment`; the network
+    /// computes the same function).
+    public var activationAlignment: AlignmentScope = .clip
     /// Whether the weight phase sees quantized activations (`ReconstructionOptions.quantizedActivationsInWeightPhase`;
     /// nil: the method's default, `QuantizationMethod.quantizedActivationsByDefault`: quantized below 4 activation bits).
     public var quantizedActivationsInWeightPhase: Bool?
@@ -102,9 +103,10 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
                                                       activationBits: bits.activations,
                                                       dropProbability: configuration.activationDropProbability)
     try options.validate()
-    if method.alignsActivationRanges && configuration.alignActivationRanges {
+    if method.alignsActivationRanges && configuration.activationAlignment != .off {
         let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
-        let aligned = try ActivationAlignment.apply(to: &prepared, sites: sites, calibration: calibration, count: configuration.activationSamples)
+        let aligned = try ActivationAlignment.apply(to: &prepared, sites: sites, calibration: calibration, count: configuration.activationSamples,
+                                                    scope: configuration.activationAlignment)
         try progress(.status("rescaled the FP32 network at \(aligned.factors.count) of \(aligned.sites) activation sites so their ranges sit on powers of two"))
     }
     // A weight phase on quantized activations learns with them in place, so they start from the FP32 weights

@@ -44,7 +44,7 @@ public enum QuantizationMethod: String, CaseIterable, Codable, Sendable {
     }
 
     /// Whether the FP32 network is first rescaled so activation ranges sit on powers of two
-    /// (`ActivationAlignment`; `--no-align-activations` turns it off). `rapq` only: `naive-pot+recon` is the
+    /// (`ActivationAlignment`; `--align-activations off` turns it off). `rapq` only: `naive-pot+recon` is the
     /// paper's traditional baseline and the float-scale methods have nothing to align.
     public var alignsActivationRanges: Bool { self == .rapq }
 

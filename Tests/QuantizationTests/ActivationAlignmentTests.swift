@@ -22,14 +22,15 @@ final class ActivationAlignmentTests: XCTestCase {
         placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: BitWidths(weights: 4, activations: 4))
     }
 
-    /// Aligns `graph` and checks: FP32 outputs unchanged (to 1e-5 of their range), every rescaled site's float
-    /// L2.4 scale on the new network a power of two (to 1e-4 in log2), nothing feeding an Add rescaled.
+    /// Aligns `graph` within `scope` and checks: FP32 outputs unchanged (to 1e-5 of their range), every rescaled
+    /// site's float L2.4 scale on the new network a power of two (to 1e-4 in log2), nothing feeding an Add rescaled.
     @discardableResult
-    private func assertAligned(_ graph: Graph, input: Tensor, file: StaticString = #filePath, line: UInt = #line) throws -> (PreparedNetwork, PreparedNetwork, ActivationAlignment) {
+    private func assertAligned(_ graph: Graph, input: Tensor, scope: AlignmentScope = .clip,
+                               file: StaticString = #filePath, line: UInt = #line) throws -> (PreparedNetwork, PreparedNetwork, ActivationAlignment) {
         let before = PreparedNetwork(graph)
         var after = before
         let sites = Self.sites(before)
-        let alignment = try ActivationAlignment.apply(to: &after, sites: sites, calibration: input, count: input.shape[0])
+        let alignment = try ActivationAlignment.apply(to: &after, sites: sites, calibration: input, count: input.shape[0], scope: scope)
         XCTAssertFalse(alignment.factors.isEmpty, file: file, line: line)
         let name = graph.inputs[0].name, out = graph.outputs[0].name
         let y0 = try Executor(graph: before.graph).run([name: input])[out]!
@@ -50,11 +51,13 @@ final class ActivationAlignmentTests: XCTestCase {
         return (before, after, alignment)
     }
 
-    /// The export test network: exactly the two sites whose producer and readers are all layers are rescaled
-    /// (ReLU output r2 inside the residual branch, ReLU6 output d6 before the bias-less projection); the weights,
-    /// bias and Clip bound change by the factor as stated.
+    /// The export test network: with `.all`, exactly the two sites whose producer and readers are all layers are
+    /// rescaled (Relu output r2 inside the residual branch, ReLU6 output d6 before the bias-less projection); the
+    /// weights, bias and Clip bound change by the factor as stated. The default scope leaves the Relu site alone.
     func testSmallNetwork() throws {
-        let (before, after, alignment) = try assertAligned(ExportTests.makeGraph(), input: ExportTests.samples(32, seed: 7))
+        let graph = ExportTests.makeGraph(), data = ExportTests.samples(32, seed: 7)
+        XCTAssertEqual(Set(try assertAligned(graph, input: data).2.factors.keys), ["d6"])
+        let (before, after, alignment) = try assertAligned(graph, input: data, scope: .all)
         XCTAssertEqual(Set(alignment.factors.keys), ["r2", "d6"])
         let a = alignment.factors["r2"]!, b = alignment.factors["d6"]!
         func weights(_ g: Graph, _ name: String) -> [Float] { g.initializers[name]!.data }
@@ -78,6 +81,20 @@ final class ActivationAlignmentTests: XCTestCase {
         let slice = try NumpyFile.readTensor(contentsOf: root.appendingPathComponent("Tests/GraphTests/Resources/lite0-slice-input.npy"))
         let (_, _, alignment) = try assertAligned(try ONNXImporter.load(contentsOf: PreparationTests.lite0Slice), input: slice)
         XCTAssertGreaterThanOrEqual(alignment.factors.count, 5, "stem and every expansion and depthwise ReLU6 of the slice")
+    }
+
+    /// The Fashion-MNIST ResNet has Relu sites only: the default scope rescales none of them, `.all` its six
+    /// in-block ones (the others feed residual Adds), and `.off` nothing.
+    func testResNetScopes() throws {
+        let x = try NumpyFile.readTensor(contentsOf: PreparationTests.root.appendingPathComponent("models/fmnist-test-1k.npy")).rows(0..<16)
+        let graph = try ONNXImporter.load(contentsOf: PreparationTests.resnet)
+        XCTAssertEqual(try assertAligned(graph, input: x, scope: .all).2.factors.count, 6)
+        for scope in [AlignmentScope.clip, .off] {
+            var prepared = PreparedNetwork(graph)
+            let alignment = try ActivationAlignment.apply(to: &prepared, sites: Self.sites(prepared), calibration: x, count: 16, scope: scope)
+            XCTAssertTrue(alignment.factors.isEmpty, "\(scope)")
+            XCTAssertEqual(prepared.graph, PreparedNetwork(graph).graph, "\(scope)")
+        }
     }
 
     /// A quantized network built on the aligned graph runs in the integer engine exactly as simulated

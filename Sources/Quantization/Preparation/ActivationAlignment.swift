@@ -2,6 +2,19 @@ import Foundation
 import Graph
 import TensorKernels
 
+/// Which activation sites `ActivationAlignment` may rescale.
+public enum AlignmentScope: String, Codable, Sendable, CaseIterable {
+    /// None.
+    case off
+    /// Sites reached from their layer through Clip nodes or directly, not through a Relu. The default: on the
+    /// Fashion-MNIST ResNet (Relu only) aligning its Relu sites cost 0.29-0.37 points at W3A3 on two seeds and
+    /// 0.1 at W2A4, while the Clip (ReLU6) and linear sites of MobileNetV2 and EfficientNet-Lite0 gained 0.8-5
+    /// points (docs/BENCHMARKS.md).
+    case clip
+    /// Relu sites too.
+    case all
+}
+
 /// Rescales the FP32 network so that activation ranges sit on powers of two, without changing what it computes.
 ///
 /// A per-tensor power-of-two activation scale can be up to a factor of √2 away from the range search's float
@@ -19,11 +32,13 @@ public struct ActivationAlignment: Equatable, Sendable {
     /// How many sites were looked at.
     public var sites: Int
 
-    /// Rescales `prepared.graph` at every eligible site of `sites`, from the float range search on the FP32
-    /// activations of the first `count` samples of `calibration`.
+    /// Rescales `prepared.graph` at every site of `sites` eligible under `scope`, from the float range search on
+    /// the FP32 activations of the first `count` samples of `calibration`.
     @discardableResult
-    public static func apply(to prepared: inout PreparedNetwork, sites: [ActivationSite], calibration: Tensor, count: Int) throws -> ActivationAlignment {
-        let plans = eligiblePlans(in: prepared.graph, sites: sites)
+    public static func apply(to prepared: inout PreparedNetwork, sites: [ActivationSite], calibration: Tensor, count: Int,
+                             scope: AlignmentScope = .clip) throws -> ActivationAlignment {
+        guard scope != .off else { return ActivationAlignment(factors: [:], sites: sites.count) }
+        let plans = eligiblePlans(in: prepared.graph, sites: sites, throughRelu: scope == .all)
         guard !plans.isEmpty else { return ActivationAlignment(factors: [:], sites: sites.count) }
         let scales = try floatScales(of: prepared.graph, sites: sites.filter { plans[$0.tensor] != nil }, calibration: calibration, count: count)
         var factors: [String: Float] = [:]
@@ -53,10 +68,11 @@ public struct ActivationAlignment: Equatable, Sendable {
         var readers: [Int]
     }
 
-    /// The sites that can be rescaled: the tensor is produced by a Conv/Gemm through Relu/Clip nodes, each
-    /// intermediate tensor read by the next node alone; every reader of the tensor is a Conv/Gemm reading it as
-    /// its data input; no tensor involved is a graph output; weights and biases belong to their layer alone.
-    static func eligiblePlans(in graph: Graph, sites: [ActivationSite]) -> [String: Plan] {
+    /// The sites that can be rescaled: the tensor is produced by a Conv/Gemm through Clip nodes (and Relu nodes
+    /// with `throughRelu`), each intermediate tensor read by the next node alone; every reader of the tensor is a
+    /// Conv/Gemm reading it as its data input; no tensor involved is a graph output; weights and biases belong to
+    /// their layer alone.
+    static func eligiblePlans(in graph: Graph, sites: [ActivationSite], throughRelu: Bool) -> [String: Plan] {
         var readers: [String: [Int]] = [:]
         for (i, node) in graph.nodes.enumerated() {
             for name in Set(node.inputs) where !name.isEmpty { readers[name, default: []].append(i) }
@@ -82,7 +98,8 @@ public struct ActivationAlignment: Equatable, Sendable {
             var chainOK = true
             while !isLayer(p) {
                 switch graph.nodes[p].op {
-                case .relu, .clip: break
+                case .clip: break
+                case .relu: chainOK = throughRelu
                 default: chainOK = false
                 }
                 let input = graph.nodes[p].inputs[0]
