@@ -17,15 +17,16 @@ public enum AlignmentScope: String, Codable, Sendable, CaseIterable {
 
 /// Rescales the FP32 network so that activation ranges sit on powers of two, without changing what it computes.
 ///
-/// A per-tensor power-of-two activation scale can be up to a factor of √2 away from the range search's float
+/// A per-tensor power-of-two activation scale is often a factor of 1.3-1.5 away from the range search's float
 /// scale; at 4 bits that costs as much accuracy as the weights' power-of-two scales do (on EfficientNet-Lite0
-/// W4A4 after reconstruction, float activation scales on the same weights lower the mean KL to FP32 from 0.92
-/// to 0.67; docs/BENCHMARKS.md). Where a site's tensor comes from one layer through Relu/Clip only and is read
-/// only by layers, the network is rewritten as `α·y` there: the producing layer's weights and bias and the
-/// Clip bounds times `α`, every reading layer's weights divided by `α` (Relu and Clip commute with a positive
-/// factor, and a reading layer is linear in its input). With `α = 2^round(log2 s) / s` the site's float scale
-/// becomes a power of two, so the power-of-two quantizer there loses nothing to the float one. The factor is
-/// folded into weights that are quantized afterwards, whose per-channel power-of-two scales are chosen as usual.
+/// W4A4 after reconstruction, float activation scales on the same weights lower the mean KL to FP32 on held-out
+/// crops from 0.92 to 0.67; docs/BENCHMARKS.md). Where a site's tensor comes from one layer directly or through
+/// Clip nodes (in scope `.all` also Relu nodes) and is read only by layers, the network is rewritten as `α·y`
+/// there: the producing layer's weights and bias and the Clip bounds times `α`, every reading layer's weights
+/// divided by `α` (Relu and Clip commute with a positive factor, and a reading layer is linear in its input).
+/// With `α = 2^round(log2 s) / s` the site's float scale becomes a power of two, so the power-of-two quantizer
+/// there loses nothing to the float one. The factor is folded into weights that are quantized afterwards, whose
+/// per-channel power-of-two scales are chosen as usual.
 public struct ActivationAlignment: Equatable, Sendable {
     /// The factor `α` of each rescaled site, by tensor name.
     public var factors: [String: Float]
@@ -52,7 +53,7 @@ public struct ActivationAlignment: Equatable, Sendable {
         return ActivationAlignment(factors: factors, sites: sites.count)
     }
 
-    /// `2^round(log2 s) / s`: the factor that puts scale `s` on the nearest power of two (ties up).
+    /// `2^round(log2 s) / s`: the factor that puts scale `s` on the nearest power of two in log2 (ties away from zero).
     public static func factor(forScale s: Float) -> Float {
         let e = Int(log2(Double(s)).rounded(.toNearestOrAwayFromZero))
         return Float(Double(PowerOfTwo.value(e)) / Double(s))
