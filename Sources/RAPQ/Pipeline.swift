@@ -103,8 +103,9 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
                                                       activationBits: bits.activations,
                                                       dropProbability: configuration.activationDropProbability)
     try options.validate()
+    // Where activation quantizers go depends on the graph's structure only, which alignment keeps.
+    let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
     if method.alignsActivationRanges && configuration.activationAlignment != .off {
-        let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
         let aligned = try ActivationAlignment.apply(to: &prepared, sites: sites, calibration: calibration, count: configuration.activationSamples,
                                                     scope: configuration.activationAlignment)
         try progress(.status("rescaled the FP32 network at \(aligned.factors.count) of \(aligned.sites) activation sites so their ranges sit on powers of two"))
@@ -128,7 +129,6 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     let store = try configuration.checkpointFolder.map {
         try CheckpointStore(folder: $0, fingerprint: fingerprint(of: prepared, calibration: calibration, configuration: configuration, options: reconstruction))
     }
-    let sites = placeActivationQuantizers(in: prepared.graph, units: prepared.units, bits: bits)
     var position = ReconstructionPosition(phase: "weights", completedUnits: 0)
     if configuration.resume {
         guard let store else { throw CheckpointError.missing(folder: "(no folder given)") }

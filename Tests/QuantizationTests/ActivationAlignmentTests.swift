@@ -100,10 +100,7 @@ final class ActivationAlignmentTests: XCTestCase {
     /// A quantized network built on the aligned graph runs in the integer engine exactly as simulated
     /// (the Clip bound is no longer 6).
     func testAlignedNetworkRunsOnTheIntegerEngine() throws {
-        var prepared = PreparedNetwork(ExportTests.makeGraph())
-        let data = ExportTests.samples(32, seed: 7)
-        try ActivationAlignment.apply(to: &prepared, sites: Self.sites(prepared), calibration: data, count: 32)
-        let network = try calibrate(prepared, calibration: data, options: ExportTests.settings[0].options, method: "pot-mse")
+        let network = try ExportTests.alignedNetwork(ExportTests.settings[0].options)
         XCTAssertEqual(network.activations["d6"]?.scales.first.map { PowerOfTwo.exactExponent($0) != nil }, true)
         let x = ExportTests.samples(8, seed: 99)
         let simulated = try Simulation(network).predict(x)

@@ -91,27 +91,28 @@ public struct ActivationAlignment: Equatable, Sendable {
                 $0.isEmpty || (graph.initializers[$0] != nil && readers[$0] == [i])
             }
         }
-        var plans: [String: Plan] = [:]
-        for site in sites {
-            let t = site.tensor
-            guard !outputs.contains(t), var p = producer[t] else { continue }
+        /// The layer whose output reaches `t` through allowed activation nodes, each intermediate tensor read by
+        /// the next node alone, and those nodes; nil if there is none.
+        func source(of t: String) -> (layer: Int, activations: [Int])? {
+            guard var p = producer[t] else { return nil }
             var activations: [Int] = []
-            var chainOK = true
             while !isLayer(p) {
                 switch graph.nodes[p].op {
                 case .clip: break
-                case .relu: chainOK = throughRelu
-                default: chainOK = false
+                case .relu where throughRelu: break
+                default: return nil
                 }
                 let input = graph.nodes[p].inputs[0]
-                guard chainOK, readers[input] == [p], !outputs.contains(input), !siteNames.contains(input), let q = producer[input] else {
-                    chainOK = false
-                    break
-                }
+                guard readers[input] == [p], !outputs.contains(input), !siteNames.contains(input), let q = producer[input] else { return nil }
                 activations.append(p)
                 p = q
             }
-            guard chainOK, ownsParameters(p), let reading = readers[t], !reading.isEmpty,
+            return (p, activations)
+        }
+        var plans: [String: Plan] = [:]
+        for site in sites {
+            let t = site.tensor
+            guard !outputs.contains(t), let (p, activations) = source(of: t), ownsParameters(p), let reading = readers[t], !reading.isEmpty,
                   reading.allSatisfy({ isLayer($0) && graph.nodes[$0].inputs[0] == t && !graph.nodes[$0].inputs.dropFirst().contains(t) && ownsParameters($0) })
             else { continue }
             plans[t] = Plan(producer: p, activations: activations, readers: reading)
@@ -121,8 +122,7 @@ public struct ActivationAlignment: Equatable, Sendable {
 
     /// The float L2.4 scale of each site on the FP32 network (no quantizer applied anywhere).
     static func floatScales(of graph: Graph, sites: [ActivationSite], calibration: Tensor, count: Int) throws -> [String: Float] {
-        let n = Swift.min(count, calibration.shape[0]), per = calibration.count / calibration.shape[0]
-        let batch = Tensor(shape: [n] + calibration.shape.dropFirst(), data: Array(calibration.data[0..<n * per]))
+        let batch = calibration.rows(0..<Swift.min(count, calibration.shape[0]))
         let bySite = Dictionary(uniqueKeysWithValues: sites.map { ($0.tensor, $0) })
         var scales: [String: Float] = [:]
         _ = try Executor(graph: graph).run([graph.inputs[0].name: batch]) { name, tensor in
