@@ -23,8 +23,9 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     /// exponents.
     public var exponentHardening: ExponentHardening = .fitted
     /// `rapq`: rescale the FP32 network first so activation ranges sit on powers of two where a layer's output
-    /// reaches only layers, directly or through Clip (and Relu with `.all`) (`ActivationAlignment`; the network
-    /// computes the same function).
+    /// reaches only layers, directly or through Clip (and Relu with `.all`), and with `.streams` or `.all` as close
+    /// to them as one factor allows along residual streams (`ActivationAlignment`; the network computes the same
+    /// function).
     public var activationAlignment: AlignmentScope = .clip
     /// Whether the weight phase sees quantized activations (`ReconstructionOptions.quantizedActivationsInWeightPhase`;
     /// nil: the method's default, `QuantizationMethod.quantizedActivationsByDefault`: quantized below 4 activation bits).
@@ -108,7 +109,8 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     if method.alignsActivationRanges && configuration.activationAlignment != .off {
         let aligned = try ActivationAlignment.apply(to: &prepared, sites: sites, calibration: calibration, count: configuration.activationSamples,
                                                     scope: configuration.activationAlignment)
-        try progress(.status("rescaled the FP32 network at \(aligned.factors.count) of \(aligned.sites) activation sites so their ranges sit on powers of two"))
+        let target = configuration.activationAlignment == .clip ? "on" : "on or, along residual streams, near"
+        try progress(.status("rescaled the FP32 network at \(aligned.factors.count) of \(aligned.sites) activation sites so their ranges sit \(target) powers of two"))
     }
     // A weight phase on quantized activations learns with them in place, so they start from the FP32 weights
     // the reconstruction approaches and stay as they are afterwards.

@@ -61,7 +61,7 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "--method", "rapq", "--iters", "0", "-o", out],
                         saying: "--iters must be at least 1", noFile: out)
         try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "--align-activations", "sometimes", "-o", out],
-                        saying: "--align-activations must be 'clip', 'all' or 'off'", noFile: out)
+                        saying: "--align-activations must be 'clip', 'streams', 'all' or 'off'", noFile: out)
         try assertFails(["quantize", scratch.appendingPathComponent("missing.onnx").path, "--calib", calib, "-o", out], saying: "missing.onnx", noFile: out)
     }
 

@@ -6,13 +6,20 @@ import TensorKernels
 public enum AlignmentScope: String, Codable, Sendable, CaseIterable {
     /// None.
     case off
-    /// Sites reached from their layer through Clip nodes or directly, not through a Relu. The default: on the
-    /// Fashion-MNIST ResNet (Relu only) aligning its Relu sites cost 0.29-0.37 points at W3A3 on two seeds and
-    /// 0.1 at W2A4, while the Clip (ReLU6) and linear sites of MobileNetV2 and EfficientNet-Lite0 gained 0.8-5
-    /// points (docs/BENCHMARKS.md).
+    /// Sites reached from their layer through Clip nodes or directly, not through a Relu, and not joined to others
+    /// by an Add. The default: on the Fashion-MNIST ResNet (Relu only) aligning its Relu sites cost 0.29-0.37
+    /// points at W3A3 on two seeds and 0.1 at W2A4, while the Clip (ReLU6) and linear sites of MobileNetV2 and
+    /// EfficientNet-Lite0 gained 0.8-5 points (docs/BENCHMARKS.md).
     case clip
-    /// Relu sites too.
+    /// Those and the residual streams: tensors joined by Adds, rescaled together by one factor.
+    case streams
+    /// Streams and Relu sites too.
     case all
+
+    /// Whether Relu nodes may lie between a site and its layer.
+    var throughRelu: Bool { self == .all }
+    /// Whether tensors joined by Adds are rescaled together.
+    var joinsAdds: Bool { self == .streams || self == .all }
 }
 
 /// Rescales the FP32 network so that activation ranges sit on powers of two, without changing what it computes.
@@ -25,8 +32,14 @@ public enum AlignmentScope: String, Codable, Sendable, CaseIterable {
 /// there: the producing layer's weights and bias and the Clip bounds times `α`, every reading layer's weights
 /// divided by `α` (Relu and Clip commute with a positive factor, and a reading layer is linear in its input).
 /// With `α = 2^round(log2 s) / s` the site's float scale becomes a power of two, so the power-of-two quantizer
-/// there loses nothing to the float one. The factor is folded into weights that are quantized afterwards, whose
-/// per-channel power-of-two scales are chosen as usual.
+/// there loses nothing to the float one.
+///
+/// In scope `.streams` (and `.all`) tensors joined by Add nodes (a residual stream: the projections that start and
+/// extend it and the sums along it) are rescaled too; they can only be rescaled together, since an Add of two rescaled tensors is the rescaled sum. Such a group gets
+/// one factor, the one that brings its sites' scales closest to powers of two (`factor(forScales:)`), provided
+/// every tensor of it comes from a layer as above or from one of its Adds and is read only by layers or its Adds.
+/// The factors are folded into weights that are quantized afterwards, whose per-channel power-of-two scales are
+/// chosen as usual.
 public struct ActivationAlignment: Equatable, Sendable {
     /// The factor `α` of each rescaled site, by tensor name.
     public var factors: [String: Float]
@@ -39,16 +52,19 @@ public struct ActivationAlignment: Equatable, Sendable {
     public static func apply(to prepared: inout PreparedNetwork, sites: [ActivationSite], calibration: Tensor, count: Int,
                              scope: AlignmentScope = .clip) throws -> ActivationAlignment {
         guard scope != .off else { return ActivationAlignment(factors: [:], sites: sites.count) }
-        let plans = eligiblePlans(in: prepared.graph, sites: sites, throughRelu: scope == .all)
+        let plans = eligiblePlans(in: prepared.graph, sites: sites, throughRelu: scope.throughRelu, joiningAdds: scope.joinsAdds)
         guard !plans.isEmpty else { return ActivationAlignment(factors: [:], sites: sites.count) }
-        let scales = try floatScales(of: prepared.graph, sites: sites.filter { plans[$0.tensor] != nil }, calibration: calibration, count: count)
+        let planned = Set(plans.flatMap(\.sites))
+        // Every scale is measured on the network as given: rescaling one group leaves the others' tensors alone.
+        let scales = try floatScales(of: prepared.graph, sites: sites.filter { planned.contains($0.tensor) }, calibration: calibration, count: count)
         var factors: [String: Float] = [:]
-        for site in sites {
-            guard let plan = plans[site.tensor], let s = scales[site.tensor], s > 0, s.isFinite else { continue }
-            let alpha = factor(forScale: s)
+        for plan in plans {
+            let measured = plan.sites.compactMap { scales[$0] }
+            guard measured.count == plan.sites.count, measured.allSatisfy({ $0 > 0 && $0.isFinite }) else { continue }
+            let alpha = factor(forScales: measured)
             guard alpha != 1 else { continue }
             rescale(&prepared.graph, plan: plan, by: alpha)
-            factors[site.tensor] = alpha
+            for site in plan.sites { factors[site] = alpha }
         }
         return ActivationAlignment(factors: factors, sites: sites.count)
     }
@@ -59,21 +75,45 @@ public struct ActivationAlignment: Equatable, Sendable {
         return Float(Double(PowerOfTwo.value(e)) / Double(s))
     }
 
-    /// What rescaling one site touches.
+    /// The factor `2^t`, `-1/2 <= t <= 1/2`, that minimises the sum over `scales` of the squared log2 distance from
+    /// `α·s` to its nearest power of two; `factor(forScale:)` for a single scale. Ties go to the smaller `|t|`.
+    public static func factor(forScales scales: [Float]) -> Float {
+        if scales.count == 1 { return factor(forScale: scales[0]) }
+        let logs = scales.map { log2(Double($0)) }
+        func nearest(_ x: Double) -> Double { x.rounded(.toNearestOrAwayFromZero) }
+        func cost(_ t: Double) -> Double { logs.reduce(0) { $0 + ($1 + t - nearest($1 + t)) * ($1 + t - nearest($1 + t)) } }
+        // Between the shifts at which some scale crosses a half-integer the nearest powers stay the same and the cost
+        // is a parabola, least at the mean of (nearest - log2 s) or at an end of the interval.
+        let crossings = logs.map { l -> Double in let u = 0.5 - l - (0.5 - l).rounded(.down); return u >= 0.5 ? u - 1 : u }
+        let ends = ([-0.5, 0.5] + crossings).sorted()
+        var best = (t: 0.0, cost: cost(0))
+        for (a, b) in zip(ends, ends.dropFirst()) where b > a {
+            let middle = (a + b) / 2
+            let mean = logs.reduce(0) { $0 + nearest($1 + middle) - $1 } / Double(logs.count)
+            let t = Swift.min(Swift.max(mean, a), b), c = cost(t)
+            if c < best.cost - 1e-12 || (abs(c - best.cost) <= 1e-12 && abs(t) < abs(best.t)) { best = (t, c) }
+        }
+        return Float(exp2(best.t))
+    }
+
+    /// What rescaling one group of tensors touches.
     struct Plan: Equatable {
-        /// The layer whose output reaches the site.
-        var producer: Int
-        /// The Relu/Clip nodes between them.
+        /// The group's quantized tensors, whose float scales choose the factor.
+        var sites: [String]
+        /// The layers whose outputs reach the group, directly or through `activations`.
+        var producers: [Int]
+        /// The Relu/Clip nodes between producers and the group.
         var activations: [Int]
-        /// The layers reading the site.
+        /// The layers reading the group's tensors.
         var readers: [Int]
     }
 
-    /// The sites that can be rescaled: the tensor is produced by a Conv/Gemm through Clip nodes (and Relu nodes
-    /// with `throughRelu`), each intermediate tensor read by the next node alone; every reader of the tensor is a
-    /// Conv/Gemm reading it as its data input; no tensor involved is a graph output; weights and biases belong to
-    /// their layer alone.
-    static func eligiblePlans(in graph: Graph, sites: [ActivationSite], throughRelu: Bool) -> [String: Plan] {
+    /// The groups that can be rescaled, in the order of their first site: tensors joined by Add nodes (with
+    /// `joiningAdds`; otherwise single tensors), each produced by one of the group's Adds or by a Conv/Gemm through Clip nodes (and Relu nodes with
+    /// `throughRelu`), each intermediate tensor read by the next node alone; every reader of a tensor of the group
+    /// is one of its Adds or a Conv/Gemm reading it as its data input; no tensor involved is a graph output;
+    /// weights and biases belong to their layer alone.
+    static func eligiblePlans(in graph: Graph, sites: [ActivationSite], throughRelu: Bool, joiningAdds: Bool) -> [Plan] {
         var readers: [String: [Int]] = [:]
         for (i, node) in graph.nodes.enumerated() {
             for name in Set(node.inputs) where !name.isEmpty { readers[name, default: []].append(i) }
@@ -109,13 +149,51 @@ public struct ActivationAlignment: Equatable, Sendable {
             }
             return (p, activations)
         }
-        var plans: [String: Plan] = [:]
-        for site in sites {
-            let t = site.tensor
-            guard !outputs.contains(t), let (p, activations) = source(of: t), ownsParameters(p), let reading = readers[t], !reading.isEmpty,
-                  reading.allSatisfy({ isLayer($0) && graph.nodes[$0].inputs[0] == t && !graph.nodes[$0].inputs.dropFirst().contains(t) && ownsParameters($0) })
-            else { continue }
-            plans[t] = Plan(producer: p, activations: activations, readers: reading)
+        func isReadingLayer(_ i: Int, of t: String) -> Bool {
+            isLayer(i) && graph.nodes[i].inputs[0] == t && !graph.nodes[i].inputs.dropFirst().contains(t) && ownsParameters(i)
+        }
+
+        // Groups: the connected sets of tensors under "is an input or the output of the same Add".
+        var parent: [String: String] = [:]
+        func root(_ t: String) -> String {
+            var t = t
+            while let p = parent[t], p != t { t = p }
+            return t
+        }
+        var adds: Set<Int> = []
+        for (i, node) in graph.nodes.enumerated() where joiningAdds && node.op == .add {
+            adds.insert(i)
+            for input in node.inputs where !input.isEmpty {
+                let (a, b) = (root(node.outputs[0]), root(input))
+                if a != b { parent[b] = a }
+            }
+        }
+        var members: [String: [String]] = [:]
+        for name in Set(adds.flatMap { graph.nodes[$0].inputs + graph.nodes[$0].outputs }).union(siteNames).sorted() where !name.isEmpty {
+            members[root(name), default: []].append(name)
+        }
+
+        var plans: [Plan] = []
+        var planned: Set<String> = []
+        for site in sites where !planned.contains(root(site.tensor)) {
+            let group = root(site.tensor)
+            planned.insert(group)
+            var plan = Plan(sites: [], producers: [], activations: [], readers: [])
+            var eligible = true
+            for t in members[group] ?? [] {
+                guard !outputs.contains(t), let p = producer[t] else { eligible = false; break }
+                if !adds.contains(p) {
+                    guard let (layer, activations) = source(of: t), ownsParameters(layer) else { eligible = false; break }
+                    plan.producers.append(layer)
+                    plan.activations += activations
+                }
+                guard let reading = readers[t], !reading.isEmpty,
+                      reading.allSatisfy({ adds.contains($0) || isReadingLayer($0, of: t) }) else { eligible = false; break }
+                plan.readers += reading.filter { !adds.contains($0) }
+            }
+            guard eligible else { continue }
+            plan.sites = sites.map(\.tensor).filter { root($0) == group }
+            plans.append(plan)
         }
         return plans
     }
@@ -133,14 +211,16 @@ public struct ActivationAlignment: Equatable, Sendable {
         return scales
     }
 
-    /// Multiplies the producer's weights, bias and Clip bounds by `alpha` and divides the readers' weights by it.
+    /// Multiplies the producers' weights, biases and Clip bounds by `alpha` and divides the readers' weights by it.
     static func rescale(_ graph: inout Graph, plan: Plan, by alpha: Float) {
         func scaleInitializer(_ name: String, _ factor: Float) {
             guard !name.isEmpty, var t = graph.initializers[name] else { return }
             t.withUnsafeMutableBufferPointer { b in for i in b.indices { b[i] *= factor } }
             graph.initializers[name] = t
         }
-        for name in graph.nodes[plan.producer].inputs.dropFirst() { scaleInitializer(name, alpha) }
+        for producer in plan.producers {
+            for name in graph.nodes[producer].inputs.dropFirst() { scaleInitializer(name, alpha) }
+        }
         for i in plan.activations {
             if case .clip(let lo, let hi) = graph.nodes[i].op { graph.nodes[i].op = .clip(min: lo * alpha, max: hi * alpha) }
         }
