@@ -81,7 +81,7 @@ public struct ActivationAlignment: Equatable, Sendable {
         if scales.count == 1 { return factor(forScale: scales[0]) }
         let logs = scales.map { log2(Double($0)) }
         func nearest(_ x: Double) -> Double { x.rounded(.toNearestOrAwayFromZero) }
-        func cost(_ t: Double) -> Double { logs.reduce(0) { $0 + ($1 + t - nearest($1 + t)) * ($1 + t - nearest($1 + t)) } }
+        func cost(_ t: Double) -> Double { logs.reduce(0) { let d = $1 + t - nearest($1 + t); return $0 + d * d } }
         // Between the shifts at which some scale crosses a half-integer the nearest powers stay the same and the cost
         // is a parabola, least at the mean of (nearest - log2 s) or at an end of the interval.
         let crossings = logs.map { l -> Double in let u = 0.5 - l - (0.5 - l).rounded(.down); return u >= 0.5 ? u - 1 : u }
@@ -109,10 +109,10 @@ public struct ActivationAlignment: Equatable, Sendable {
     }
 
     /// The groups that can be rescaled, in the order of their first site: tensors joined by Add nodes (with
-    /// `joiningAdds`; otherwise single tensors), each produced by one of the group's Adds or by a Conv/Gemm through Clip nodes (and Relu nodes with
-    /// `throughRelu`), each intermediate tensor read by the next node alone; every reader of a tensor of the group
-    /// is one of its Adds or a Conv/Gemm reading it as its data input; no tensor involved is a graph output;
-    /// weights and biases belong to their layer alone.
+    /// `joiningAdds`; otherwise single tensors), each produced by one of the group's Adds or by a Conv/Gemm through
+    /// Clip nodes (and Relu nodes with `throughRelu`), each intermediate tensor read by the next node alone; every
+    /// reader of a tensor of the group is one of its Adds or a Conv/Gemm reading it as its data input; no tensor
+    /// involved is a graph output; weights and biases belong to their layer alone.
     static func eligiblePlans(in graph: Graph, sites: [ActivationSite], throughRelu: Bool, joiningAdds: Bool) -> [Plan] {
         var readers: [String: [Int]] = [:]
         for (i, node) in graph.nodes.enumerated() {
