@@ -26,7 +26,7 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     /// reaches only layers, directly or through Clip (and Relu with `.all`), and with `.streams` or `.all` as close
     /// to them as one factor allows along residual streams (`ActivationAlignment`; the network computes the same
     /// function).
-    public var activationAlignment: AlignmentScope = .clip
+    public var activationAlignment: AlignmentScope = .streams
     /// Whether the weight phase sees quantized activations (`ReconstructionOptions.quantizedActivationsInWeightPhase`;
     /// nil: the method's default, `QuantizationMethod.quantizedActivationsByDefault`: quantized below 4 activation bits).
     public var quantizedActivationsInWeightPhase: Bool?

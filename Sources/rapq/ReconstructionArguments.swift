@@ -16,8 +16,8 @@ struct ReconstructionArguments: ParsableArguments {
     @Option(help: ArgumentHelp("RAPQ: how each weight channel's exponent is hardened to floor or ceiling after K iterations: 'fit' (whichever represents the weights with the smaller L2.4 error; default), 'output' (whichever changes the layer's output less on calibration samples) or 'threshold' (METHOD 5.1: the ceiling when the learned fraction is at least 0.5).", valueName: "rule"))
     var exponentHardening: String = "fit"
 
-    @Option(help: ArgumentHelp("rapq: first rescale the FP32 network (same function) so that activation ranges passed from a layer to layers sit on powers of two, which power-of-two activation scales then fit as well as float ones : 'clip' (ranges passed directly or through Clip/ReLU6; default), 'streams' (also residual streams joined by Adds, each rescaled by the one factor that brings all its ranges closest to powers of two), 'all' (streams, and ranges passed through Relu; measured worse on a Relu ResNet) or 'off'.", valueName: "scope"))
-    var alignActivations: String = "clip"
+    @Option(help: ArgumentHelp("rapq: first rescale the FP32 network (same function) so that activation ranges passed from a layer to layers sit on powers of two, which power-of-two activation scales then fit as well as float ones : 'clip' (ranges passed directly or through Clip/ReLU6), 'streams' (also residual streams joined by Adds, each rescaled by the one factor that brings all its ranges closest to powers of two; default), 'all' (streams, and ranges passed through Relu; measured worse on a Relu ResNet) or 'off'.", valueName: "scope"))
+    var alignActivations: String = "streams"
 
     @Option(help: ArgumentHelp("Activations the weight phase sees: 'quantized' (each unit learns its weights with the activation quantizers applied) or 'float' (METHOD 4, BRECQ and the authors' release). Default: quantized below 4 activation bits, float otherwise (rapq-reference: always float, as the release).", valueName: "kind"))
     var weightPhaseActivations: String?

@@ -185,13 +185,13 @@ final class ActivationAlignmentTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(alignment.factors.count, 5, "stem and every expansion and depthwise ReLU6 of the slice")
     }
 
-    /// The Fashion-MNIST ResNet has Relu sites only: the default scope rescales none of them, `.all` its six
-    /// in-block ones (the others feed residual Adds), and `.off` nothing.
+    /// The Fashion-MNIST ResNet has Relu sites only, and a Relu after each Add: `.clip` and the default `.streams`
+    /// rescale nothing, `.all` its six in-block Relu sites (the others feed residual Adds), and `.off` nothing.
     func testResNetScopes() throws {
         let x = try NumpyFile.readTensor(contentsOf: PreparationTests.root.appendingPathComponent("models/fmnist-test-1k.npy")).rows(0..<16)
         let graph = try ONNXImporter.load(contentsOf: PreparationTests.resnet)
         XCTAssertEqual(try assertAligned(graph, input: x, scope: .all).2.factors.count, 6)
-        for scope in [AlignmentScope.clip, .off] {
+        for scope in [AlignmentScope.clip, .streams, .off] {
             var prepared = PreparedNetwork(graph)
             let alignment = try ActivationAlignment.apply(to: &prepared, sites: Self.sites(prepared), calibration: x, count: 16, scope: scope)
             XCTAssertTrue(alignment.factors.isEmpty, "\(scope)")
