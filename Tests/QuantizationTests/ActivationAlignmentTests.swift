@@ -53,8 +53,8 @@ final class ActivationAlignmentTests: XCTestCase {
 
     /// Aligns `graph` within `scope` and checks: FP32 outputs unchanged (to 1e-5 of their range); the float L2.4
     /// scale of every rescaled site that no Add touches a power of two on the new network (to 1e-4 in log2); the
-    /// quantized inputs and output of every Add rescaled by one factor or not at all, and each such group's scales no farther
-    /// from powers of two than before.
+    /// quantized inputs and output of every Add rescaled by one factor or not at all, and each such group's
+    /// scales no farther from powers of two than before.
     @discardableResult
     private func assertAligned(_ graph: Graph, input: Tensor, scope: AlignmentScope = .clip,
                                file: StaticString = #filePath, line: UInt = #line) throws -> (PreparedNetwork, PreparedNetwork, ActivationAlignment) {
@@ -114,8 +114,8 @@ final class ActivationAlignmentTests: XCTestCase {
         XCTAssertEqual(after.units, before.units)
     }
 
-    /// A linear residual stream (scope `.streams`): a projection `p` read by a ReLU6 branch and by the Add that sums it with the
-    /// branch's projection `q`, and the sum `s` read by a layer. `p`, `q` and `s` are rescaled by one factor, the
+    /// A linear residual stream (scope `.streams`): a projection `p` read by a ReLU6 branch and by the Add that
+    /// sums it with the branch's projection `q`, and the sum `s` read by a layer. `p`, `q` and `s` are rescaled by one factor, the
     /// best one for the scales of the group's sites on the original network; the branch's own ReLU6 sites get
     /// their own.
     func testResidualStream() throws {
