@@ -175,29 +175,24 @@ public struct ActivationAlignment: Equatable, Sendable {
             members[root(name), default: []].append(name)
         }
 
-        var plans: [Plan] = []
-        var planned: Set<String> = []
-        for site in sites where !planned.contains(root(site.tensor)) {
-            let group = root(site.tensor)
-            planned.insert(group)
-            var plan = Plan(sites: [], producers: [], activations: [], readers: [])
-            var eligible = true
+        /// What rescaling `group` touches, or nil when one of its tensors does not qualify.
+        func plan(for group: String) -> Plan? {
+            var plan = Plan(sites: sites.map(\.tensor).filter { root($0) == group }, producers: [], activations: [], readers: [])
             for t in members[group] ?? [] {
-                guard !outputs.contains(t), let p = producer[t] else { eligible = false; break }
+                guard !outputs.contains(t), let p = producer[t] else { return nil }
                 if !adds.contains(p) {
-                    guard let (layer, activations) = source(of: t), ownsParameters(layer) else { eligible = false; break }
+                    guard let (layer, activations) = source(of: t), ownsParameters(layer) else { return nil }
                     plan.producers.append(layer)
                     plan.activations += activations
                 }
                 guard let reading = readers[t], !reading.isEmpty,
-                      reading.allSatisfy({ adds.contains($0) || isReadingLayer($0, of: t) }) else { eligible = false; break }
+                      reading.allSatisfy({ adds.contains($0) || isReadingLayer($0, of: t) }) else { return nil }
                 plan.readers += reading.filter { !adds.contains($0) }
             }
-            guard eligible else { continue }
-            plan.sites = sites.map(\.tensor).filter { root($0) == group }
-            plans.append(plan)
+            return plan
         }
-        return plans
+        var seen: Set<String> = []
+        return sites.map { root($0.tensor) }.filter { seen.insert($0).inserted }.compactMap(plan(for:))
     }
 
     /// The float L2.4 scale of each site on the FP32 network (no quantizer applied anywhere).
