@@ -106,6 +106,18 @@ public enum NodeEvaluator {
             return [Shaping.concat(parts, axis: a)]
         case .identity:
             return [try operand(0)]
+        case .slice(let axis, let start, let end):
+            let x = try operand(0)
+            guard axis >= 0, axis < x.rank, start >= 0, start <= end, end <= x.shape[axis] else {
+                throw fail("elements \(start)..<\(end) of axis \(axis) do not fit the input \(x.shape)")
+            }
+            return [Shaping.slice(x, axis: axis, range: start..<end)]
+        case .transpose(let permutation):
+            let x = try operand(0)
+            guard permutation.sorted() == Array(0..<x.rank) else {
+                throw fail("perm \(permutation) is not a permutation of the input's \(x.rank) dimensions (shape \(x.shape))")
+            }
+            return [Shaping.transpose(x, permutation: permutation)]
         }
     }
 }

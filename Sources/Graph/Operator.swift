@@ -39,6 +39,10 @@ public enum Operator: Equatable, Sendable {
     case matMul
     /// Concatenation along `axis`.
     case concat(axis: Int)
+    /// The elements `start..<end` along `axis` (ONNX Slice with step 1 on one axis, bounds resolved at import).
+    case slice(axis: Int, start: Int, end: Int)
+    /// Permutes the dimensions: output dimension `i` is input dimension `permutation[i]`.
+    case transpose(permutation: [Int])
     /// Passes its input through (ONNX Identity, Dropout at inference).
     case identity
 
@@ -62,6 +66,8 @@ public enum Operator: Equatable, Sendable {
         case .gemm: return "Gemm"
         case .matMul: return "MatMul"
         case .concat: return "Concat"
+        case .transpose: return "Transpose"
+        case .slice: return "Slice"
         case .identity: return "Identity"
         }
     }

@@ -140,6 +140,9 @@ public struct SubgraphProgram: Sendable {
                 pass(0, Pooling.averagePoolBackward(inputShape: x!.shape, window: w, countIncludePad: include, outputGradient: g))
             case .globalAveragePool: pass(0, Pooling.globalAveragePoolBackward(inputShape: x!.shape, outputGradient: g))
             case .flatten, .reshape, .identity: pass(0, g.reshaped(x!.shape))
+            case .slice(let axis, let start, let end):
+                pass(0, Shaping.sliceBackward(inputShape: x!.shape, axis: axis, range: start..<end, outputGradient: g))
+            case .transpose(let permutation): pass(0, Shaping.transpose(g, permutation: Shaping.inversePermutation(permutation)))
             case .concat(let axis):
                 let shapes = node.inputs.map { value($0).shape }
                 let a = axis < 0 ? axis + shapes[0].count : axis

@@ -14,6 +14,12 @@ public enum ONNXError: Error, CustomStringConvertible, Equatable {
     case unsupportedOpset(domain: String, version: Int?, supported: ClosedRange<Int>)
     /// A node uses an operator (or a domain) the Graph IR has no counterpart for.
     case unsupportedOperator(node: String, op: String, domain: String, supported: [String])
+    /// Nodes use operators (or domains) the Graph IR has no counterpart for: every such node, by operator.
+    case unsupportedOperators([UnsupportedOperator], supported: [String])
+    /// A node that computes on values known at import (shape arithmetic) could not be evaluated.
+    case cannotFold(node: String, op: String, reason: String)
+    /// A node's result depends on the batch size in a way the importer cannot express for any batch.
+    case batchDependent(node: String, op: String, reason: String)
     /// A node's attribute (or constant operand) has a value the Graph IR cannot represent.
     case unsupportedAttribute(node: String, op: String, attribute: String, value: String, reason: String)
     /// A node lacks an attribute that has no default.
@@ -65,6 +71,22 @@ public enum ONNXError: Error, CustomStringConvertible, Equatable {
             return "node '\(node)' uses operator \(qualified), which RAPQ does not support; supported operators "
                 + "(default domain): \(supported.joined(separator: ", ")). Simplify or re-export the model so that "
                 + "it uses only these"
+        case .unsupportedOperators(let list, let supported):
+            let total = list.map(\.nodes.count).reduce(0, +)
+            let lines = list.map { entry -> String in
+                let shown = entry.nodes.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+                return "  \(entry.op): \(entry.nodes.count) node\(entry.nodes.count == 1 ? "" : "s") (\(shown)\(entry.nodes.count > 5 ? ", ..." : ""))"
+            }
+            return "the model has \(total) node\(total == 1 ? "" : "s") with \(list.count) operator\(list.count == 1 ? "" : "s") RAPQ does not support:\n"
+                + lines.joined(separator: "\n")
+                + "\nsupported operators (default domain): \(supported.joined(separator: ", ")). Simplify or re-export the "
+                + "model so that it uses only these"
+        case .cannotFold(let node, let op, let reason):
+            return "node '\(node)' (\(op)) computes shapes or constants that RAPQ evaluates before running the model, "
+                + "but it cannot: \(reason)"
+        case .batchDependent(let node, let op, let reason):
+            return "node '\(node)' (\(op)) depends on the batch size in a way RAPQ cannot follow: \(reason); re-export "
+                + "the model with a dynamic batch (torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}}))"
         case .unsupportedAttribute(let node, let op, let attribute, let value, let reason):
             return "node '\(node)' (\(op)) has \(attribute) = \(value), which RAPQ does not support: \(reason)"
         case .missingAttribute(let node, let op, let attribute):
@@ -109,5 +131,19 @@ public enum ONNXError: Error, CustomStringConvertible, Equatable {
             return "\(known)".uppercased()
         }
         return "#\(value)"
+    }
+}
+
+/// One operator the importer cannot read and the nodes that use it.
+public struct UnsupportedOperator: Equatable, Sendable {
+    /// The operator, qualified with its domain when that is not the default one.
+    public var op: String
+    /// The nodes that use it, in file order.
+    public var nodes: [String]
+
+    /// An entry from its parts.
+    public init(op: String, nodes: [String]) {
+        self.op = op
+        self.nodes = nodes
     }
 }

@@ -176,6 +176,14 @@ public enum ONNXExporter {
                                attribute("transA", int: transA ? 1 : 0), attribute("transB", int: transB ? 1 : 0)]
             case .concat(let axis):
                 n.attribute = [attribute("axis", int: axis)]
+            case .transpose(let permutation):
+                n.attribute = [attribute("perm", ints: permutation)]
+            case .slice(let axis, let start, let end):
+                let name = fresh("\(node.name)/bounds")
+                proto.initializer.append(tensorProto(int64: [Int64(start)], shape: [1], name: name + "/starts"))
+                proto.initializer.append(tensorProto(int64: [Int64(end)], shape: [1], name: name + "/ends"))
+                proto.initializer.append(tensorProto(int64: [Int64(axis)], shape: [1], name: name + "/axes"))
+                n.input = [node.inputs[0], name + "/starts", name + "/ends", name + "/axes"]
             case .relu, .add, .mul, .sigmoid, .hardSwish, .globalAveragePool, .matMul, .identity:
                 break
             }

@@ -11,18 +11,26 @@ import TensorKernels
 public enum ONNXImporter {
     /// The default-domain opsets the importer accepts.
     ///
-    /// Opsets 22 to 25 changed the supported operators only by admitting new element types (bfloat16,
-    /// float8, int4...), which the importer rejects on its own; attributes, inputs and semantics are those of
-    /// opset 21 (checked against the onnx 1.22 operator schemas).
-    public static let supportedOpsets: ClosedRange<Int> = 11...25
+    /// Opsets 7 to 10 are read with their own conventions where they differ for these operators (Clip's
+    /// bounds, Slice's bounds, Unsqueeze/Squeeze/ReduceMean axes as attributes; BatchNormalization's
+    /// `spatial`). Opsets 22 to 25 changed the supported operators only by admitting new element types
+    /// (bfloat16, float8, int4...), which the importer rejects on its own; attributes, inputs and semantics
+    /// are those of opset 21 (checked against the onnx 1.22 operator schemas).
+    public static let supportedOpsets: ClosedRange<Int> = 7...25
 
     /// The ONNX operators the importer maps to the Graph IR (`Constant` becomes an initializer, `Dropout`
-    /// an identity).
+    /// an identity, `Sum` a chain of Adds, `ReduceMean` over H and W a global average pool, `Unsqueeze` and
+    /// `Squeeze` reshapes). Shape arithmetic is evaluated at import (`foldOnlyOperators`).
     public static let supportedOperators: [String] = [
-        "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "Dropout", "Flatten", "Gemm",
-        "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "MatMul", "MaxPool", "Mul", "Relu", "Reshape",
-        "Sigmoid",
+        "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
+        "Div", "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
+        "MatMul", "MaxPool", "Mul", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Squeeze", "Sub", "Sum",
+        "Transpose", "Unsqueeze",
     ]
+
+    /// Operators the importer only evaluates on values it knows at import time (constants and tensor shapes),
+    /// never on run-time tensors.
+    public static let foldOnlyOperators: Set<String> = ["Cast", "ConstantOfShape", "Div", "Gather", "Shape", "Sub"]
 
     /// Loads the model at `url`; external tensor data is looked up next to it.
     public static func load(contentsOf url: URL) throws -> Graph {
@@ -65,7 +73,8 @@ public enum ONNXImporter {
             throw ONNXError.unsupportedOpset(domain: "", version: Int(clamping: opset.version), supported: supportedOpsets)
         }
         guard model.hasGraph else { throw ONNXError.missingGraph }
-        var converter = try GraphConverter(model.graph, decoder: TensorDecoder(externalDataDirectory: externalDataDirectory))
+        var converter = try GraphConverter(model.graph, opset: version,
+                                           decoder: TensorDecoder(externalDataDirectory: externalDataDirectory))
         return try converter.convert()
     }
 }
@@ -73,6 +82,8 @@ public enum ONNXImporter {
 /// The state of one graph's conversion: constants found so far and the initializers decoded from them.
 struct GraphConverter {
     let proto: Onnx_GraphProto
+    /// The default-domain opset the model imports.
+    let opset: Int
     let decoder: TensorDecoder
     /// Constant tensors by name: initializers and the values of `Constant` nodes.
     var constants: [String: Onnx_TensorProto] = [:]
@@ -85,8 +96,16 @@ struct GraphConverter {
     /// Every tensor name some node reads or the graph returns.
     var consumed: Set<String> = []
 
-    init(_ proto: Onnx_GraphProto, decoder: TensorDecoder) throws {
+    /// Values known at import time that are not plain constants (shape arithmetic), one per batch probe.
+    var known: [String: [KnownValue]] = [:]
+    /// The shape of each run-time tensor for each batch probe, where shape inference could tell.
+    var probeShapes: [[String: [Int]]] = []
+    /// The batch size the file declares for its first input, when it declares a number (export batch).
+    var exportBatch: Int?
+
+    init(_ proto: Onnx_GraphProto, opset: Int, decoder: TensorDecoder) throws {
         self.proto = proto
+        self.opset = opset
         self.decoder = decoder
         var producers: [String: String] = [:]
         for tensor in proto.initializer where !tensor.name.isEmpty {
@@ -159,9 +178,19 @@ struct GraphConverter {
         return ValueInfo(name: value.name, dimensions: dims)
     }
 
+    /// The batch sizes at which the importer evaluates shape arithmetic: a value that differs between them
+    /// depends on the batch. Neither is 1, so a size-1 dimension is never mistaken for the batch.
+    static let batchProbes = [2, 3]
+
     /// The Graph IR for the whole graph.
+    ///
+    /// The leading dimension of a network's input (of rank 2 or more) is the batch, whatever the file
+    /// declares (exporters write a fixed batch of 1 by default): it becomes symbolic, and shape arithmetic
+    /// and Reshape targets that encode the export batch are rewritten to follow the run's batch.
     mutating func convert() throws -> Graph {
         let order = try executionOrder()
+        try checkOperatorsSupported()
+        freeBatchDimension()
         var nodes: [Node] = []
         for index in order {
             let node = proto.node[index]
@@ -169,19 +198,87 @@ struct GraphConverter {
                 try recordConstant(node, name: nodeNames[index])
                 continue
             }
-            nodes.append(try convert(node, name: nodeNames[index]))
+            if try fold(node, name: nodeNames[index]) { continue }
+            for converted in try convert(node, name: nodeNames[index]) {
+                recordShapes(of: converted)
+                nodes.append(converted)
+            }
         }
         let produced = Set(nodes.flatMap(\.outputs)).union(inputs.map(\.name))
         var outputs: [ValueInfo] = []
         for value in proto.output {
-            let info = try Self.valueInfo(value, role: "graph output")
+            var info = try Self.valueInfo(value, role: "graph output")
             if !produced.contains(info.name) {
-                guard constants[info.name] != nil else { throw ONNXError.undefinedGraphOutput(tensor: info.name) }
-                try decodeInitializer(info.name)
+                guard constants[info.name] != nil || known[info.name] != nil else { throw ONNXError.undefinedGraphOutput(tensor: info.name) }
+                _ = try dataInput(info.name)
+            }
+            // An output whose leading dimension follows the batch is declared batch-free like the inputs.
+            if !info.dimensions.isEmpty, let a = probeShapes[0][info.name], let b = probeShapes[1][info.name],
+               a.first != b.first {
+                info.dimensions[0] = nil
             }
             outputs.append(info)
         }
         return Graph(name: proto.name, inputs: inputs, outputs: outputs, nodes: nodes, initializers: initializers)
+    }
+
+    /// Throws one error listing every node whose operator the importer cannot read, with counts per operator.
+    private func checkOperatorsSupported() throws {
+        var unsupported: [String: [String]] = [:]
+        var order: [String] = []
+        for (index, node) in proto.node.enumerated() {
+            let isDefault = node.domain.isEmpty || node.domain == "ai.onnx"
+            guard !isDefault || !ONNXImporter.supportedOperators.contains(node.opType) else { continue }
+            let qualified = isDefault ? node.opType : "\(node.domain).\(node.opType)"
+            if unsupported[qualified] == nil { order.append(qualified) }
+            unsupported[qualified, default: []].append(nodeNames[index])
+        }
+        guard !order.isEmpty else { return }
+        throw ONNXError.unsupportedOperators(order.map { UnsupportedOperator(op: $0, nodes: unsupported[$0]!) },
+                                             supported: ONNXImporter.supportedOperators)
+    }
+
+    /// Makes the leading dimension of the graph's input symbolic when there is one input of rank 2 or more
+    /// (a CNN's batch; with several inputs which one is the batch is not known, so their declarations stand),
+    /// remembering the declared size, and sets up the per-probe shapes of the inputs.
+    private mutating func freeBatchDimension() {
+        let batchFree = inputs.count == 1 && inputs[0].dimensions.count >= 2
+        if batchFree {
+            exportBatch = inputs[0].dimensions[0]
+            inputs[0].dimensions[0] = nil
+        }
+        probeShapes = Self.batchProbes.map { probe in
+            var shapes: [String: [Int]] = [:]
+            for input in inputs {
+                let dims = input.dimensions.enumerated().map { $0.offset == 0 && batchFree ? probe : $0.element }
+                if dims.allSatisfy({ $0 != nil }) { shapes[input.name] = dims.map { $0! } }
+            }
+            return shapes
+        }
+    }
+
+    /// The shape of a tensor for batch probe `probe`: a run-time tensor's inferred shape, or a constant's.
+    func shape(of tensor: String, probe: Int) -> [Int]? {
+        if let shape = probeShapes[probe][tensor] { return shape }
+        if let value = initializers[tensor] { return value.shape }
+        if let value = known[tensor] { return value[probe].shape }
+        if let proto = constants[tensor] { return try? TensorDecoder.checkedShape(proto.dims, tensor: tensor).shape }
+        return nil
+    }
+
+    /// Records the output shape of a converted node for each probe, where its operands' shapes are known
+    /// (a failure here is reported later, by shape inference at the run's batch).
+    private mutating func recordShapes(of node: Node) {
+        for probe in probeShapes.indices {
+            var operands: [[Int]?] = []
+            for name in node.inputs {
+                if name.isEmpty { operands.append(nil); continue }
+                guard let s = shape(of: name, probe: probe) else { return }
+                operands.append(s)
+            }
+            guard let output = try? outputShape(of: node, operands: operands) else { return }
+            for name in node.outputs { probeShapes[probe][name] = output }
+        }
     }
 
     /// The node indices in an order where every producer precedes its readers.
@@ -257,36 +354,65 @@ struct GraphConverter {
         initializers[name] = try decoder.floatTensor(named)
     }
 
-    /// Resolves a data input: a float constant becomes an initializer; anything else is a runtime tensor.
-    private mutating func dataInput(_ name: String) throws -> String {
-        if !name.isEmpty, constants[name] != nil { try decodeInitializer(name) }
+    /// Resolves a data input: a float constant (or a float value computed at import) becomes an
+    /// initializer; anything else is a run-time tensor.
+    mutating func dataInput(_ name: String) throws -> String {
+        guard !name.isEmpty else { return name }
+        if constants[name] != nil {
+            try decodeInitializer(name)
+        } else if let values = known[name], initializers[name] == nil {
+            guard values.allSatisfy({ $0 == values[0] }) else {
+                throw ONNXError.batchDependent(node: name, op: "value", reason: "tensor '\(name)' is computed from the batch size "
+                    + "and then used as data")
+            }
+            guard values[0].isFloat else {
+                throw ONNXError.unsupportedDataType(tensor: name, dataType: Int32(Onnx_TensorProto.DataType.int64.rawValue),
+                                                   expected: "FLOAT (float32) for data a layer reads")
+            }
+            initializers[name] = Tensor(shape: values[0].shape, data: values[0].elements.map { Float($0) })
+        }
         return name
     }
 
-    /// The value of a constant operand that the IR stores as an attribute (Reshape's shape, Clip's bounds).
-    private func constantOperand(_ tensor: String, node: String, op: String, role: String) throws -> Onnx_TensorProto {
-        guard var proto = constants[tensor] else {
+    /// The value of a tensor known at import (a constant, or shape arithmetic folded earlier) for each batch
+    /// probe; `nil` for a run-time tensor.
+    mutating func knownValues(_ name: String) throws -> [KnownValue]? {
+        if let values = known[name] { return values }
+        guard var proto = constants[name] else { return nil }
+        proto.name = name
+        let values = Array(repeating: try decoder.knownValue(proto), count: Self.batchProbes.count)
+        known[name] = values
+        return values
+    }
+
+    /// A constant operand the IR stores as an attribute (Reshape's shape, Clip's bounds, axes): the same
+    /// for every batch probe, else an error naming the node.
+    mutating func constantOperand(_ tensor: String, node: String, op: String, role: String) throws -> KnownValue {
+        guard let values = try knownValues(tensor) else {
             throw ONNXError.nonConstantOperand(node: node, op: op, tensor: tensor, role: role)
         }
-        proto.name = tensor
-        return proto
+        guard values.allSatisfy({ $0 == values[0] }) else {
+            throw ONNXError.batchDependent(node: node, op: op, reason: "its \(role) '\(tensor)' is computed from the batch size")
+        }
+        return values[0]
     }
 
     /// A one-element float constant (a Clip bound).
-    private func scalarOperand(_ tensor: String, node: String, op: String, role: String) throws -> Float {
-        let proto = try constantOperand(tensor, node: node, op: op, role: role)
-        let value = try decoder.floatTensor(proto)
-        guard value.count == 1 else {
+    private mutating func scalarOperand(_ tensor: String, node: String, op: String, role: String) throws -> Float {
+        let value = try constantOperand(tensor, node: node, op: op, role: role)
+        guard value.elements.count == 1 else {
             throw ONNXError.unsupportedAttribute(node: node, op: op, attribute: role, value: "a tensor of shape \(value.shape)",
                                                  reason: "expected a single value")
         }
-        return value.data[0]
+        return Float(value.elements[0])
     }
 
     // MARK: - Operators
 
-    /// The IR node for one ONNX node (other than `Constant`).
-    private mutating func convert(_ node: Onnx_NodeProto, name: String) throws -> Node {
+    /// The IR nodes for one ONNX node that computes on run-time tensors (other than `Constant`): usually one,
+    /// none for nothing to compute, several where the IR needs a chain (Sum, ReduceMean without keepdims, Slice
+    /// on several axes).
+    private mutating func convert(_ node: Onnx_NodeProto, name: String) throws -> [Node] {
         let op = node.opType
         guard node.domain.isEmpty || node.domain == "ai.onnx", ONNXImporter.supportedOperators.contains(op) else {
             throw ONNXError.unsupportedOperator(node: name, op: op, domain: node.domain, supported: ONNXImporter.supportedOperators)
@@ -329,7 +455,11 @@ struct GraphConverter {
             if !input(2).isEmpty { inputs.append(try dataInput(input(2))) }
         case "BatchNormalization":
             try arity(inputs: 5...5, outputs: 1...5)
-            let reader = try AttributeReader(node, name: name, allowed: ["epsilon", "momentum", "training_mode"])
+            let reader = try AttributeReader(node, name: name, allowed: opset < 9 ? ["epsilon", "momentum", "spatial", "is_test"]
+                                                                                  : ["epsilon", "momentum", "training_mode"])
+            if try !reader.bool("spatial", default: true) {
+                throw reader.unsupported("spatial", value: "0", "RAPQ normalizes per channel (spatial = 1)")
+            }
             if try reader.bool("training_mode", default: false) {
                 throw reader.unsupported("training_mode", value: "1", "RAPQ runs batch normalization in inference mode; export the model in eval mode (model.eval())")
             }
@@ -392,19 +522,94 @@ struct GraphConverter {
         case "Reshape":
             try arity(inputs: 2...2)
             let reader = try AttributeReader(node, name: name, allowed: ["allowzero"])
-            let shapeProto = try constantOperand(input(1), node: name, op: op, role: "target shape")
-            let (dims, values) = try decoder.int64Tensor(shapeProto)
-            guard dims.count == 1 else {
-                throw reader.unsupported("shape", value: "a tensor of dims \(dims)", "the target shape must be a 1-D tensor")
+            let allowZero = try reader.bool("allowzero", default: false)
+            guard let targets = try knownValues(input(1)) else {
+                throw ONNXError.nonConstantOperand(node: name, op: op, tensor: input(1), role: "target shape")
             }
-            let shape = try values.map { v -> Int in
-                guard v >= -1, v <= Int64(TensorDecoder.maxElementCount) else {
-                    throw reader.unsupported("shape", value: "\(values)", "dimension \(v) is out of range (allowed: -1, 0 or a size up to 2^31)")
+            for target in targets {
+                guard target.shape.count == 1 else {
+                    throw reader.unsupported("shape", value: "a tensor of dims \(target.shape)", "the target shape must be a 1-D tensor")
                 }
-                return Int(v)
+                for v in target.elements where !(v >= -1 && v <= Double(TensorDecoder.maxElementCount)) {
+                    throw reader.unsupported("shape", value: "\(target.integers)", "dimension \(v) is out of range (allowed: -1, 0 or a size up to 2^31)")
+                }
             }
-            ir = .reshape(shape: shape, allowZero: try reader.bool("allowzero", default: false))
+            let shape = try batchRelativeTarget(targets.map(\.integers), input: input(0), allowZero: allowZero, node: name, op: op)
+            ir = .reshape(shape: shape, allowZero: allowZero)
             inputs = [try dataInput(input(0))]
+        case "Unsqueeze", "Squeeze":
+            // A reshape whose target follows the run's batch (axes: an attribute before opset 13, an input from it).
+            try arity(inputs: opset < 13 ? 1...1 : 1...2)
+            let reader = try AttributeReader(node, name: name, allowed: opset < 13 ? ["axes"] : [])
+            var axes = try reader.ints("axes")
+            if opset >= 13, !input(1).isEmpty { axes = try constantOperand(input(1), node: name, op: op, role: "axes").integers }
+            if op == "Unsqueeze", axes == nil { throw ONNXError.missingAttribute(node: name, op: op, attribute: "axes") }
+            let outputs = try Self.batchProbes.indices.map { probe -> [Int] in
+                guard let x = shape(of: input(0), probe: probe) else {
+                    throw ONNXError.cannotFold(node: name, op: op, reason: "the shape of its input '\(input(0))' is not known at import")
+                }
+                do {
+                    return op == "Unsqueeze" ? try KnownValueArithmetic.unsqueezed(x, axes: axes!) : try KnownValueArithmetic.squeezed(x, axes: axes)
+                } catch let failure as KnownValueArithmetic.Failure {
+                    throw ONNXError.cannotFold(node: name, op: op, reason: failure.reason)
+                }
+            }
+            ir = .reshape(shape: try batchRelativeTarget(outputs, input: input(0), allowZero: false, node: name, op: op), allowZero: false)
+            inputs = [try dataInput(input(0))]
+        case "Transpose":
+            try arity(inputs: 1...1)
+            let reader = try AttributeReader(node, name: name, allowed: ["perm"])
+            let rank = shape(of: input(0), probe: 0)?.count
+            guard let permutation = try reader.ints("perm") ?? rank.map({ Array((0..<$0).reversed()) }) else {
+                throw ONNXError.cannotFold(node: name, op: op, reason: "it has no 'perm' and the rank of '\(input(0))' is not known at import")
+            }
+            if let rank, permutation.sorted() != Array(0..<rank) {
+                throw reader.unsupported("perm", value: "\(permutation)", "not a permutation of the input's \(rank) dimensions")
+            }
+            if let rank, rank >= 1, permutation[0] != 0 {
+                throw reader.unsupported("perm", value: "\(permutation)", "it moves the batch dimension; RAPQ keeps the batch first")
+            }
+            ir = .transpose(permutation: permutation)
+            inputs = [try dataInput(input(0))]
+        case "ReduceMean":
+            // Only the mean over height and width (a global average pool, as torchvision's MNASNet and
+            // ShuffleNetV2 write it); axes: an attribute before opset 18, an input from it.
+            try arity(inputs: opset < 18 ? 1...1 : 1...2)
+            let reader = try AttributeReader(node, name: name, allowed: opset < 18 ? ["axes", "keepdims"] : ["keepdims", "noop_with_empty_axes"])
+            var axes = try reader.ints("axes")
+            if opset >= 18, !input(1).isEmpty { axes = try constantOperand(input(1), node: name, op: op, role: "axes").integers }
+            let keepDims = try reader.bool("keepdims", default: true)
+            guard let rank = shape(of: input(0), probe: 0)?.count else {
+                throw ONNXError.cannotFold(node: name, op: op, reason: "the rank of its input '\(input(0))' is not known at import")
+            }
+            let normalized = Set((axes ?? []).map { $0 < 0 ? $0 + rank : $0 })
+            guard rank == 4, normalized == [2, 3] else {
+                throw reader.unsupported("axes", value: "\(axes.map { "\($0)" } ?? "all")", "RAPQ computes ReduceMean only over the height and "
+                    + "width of a 4-D NCHW tensor (axes [2, 3]: a global average pool)")
+            }
+            let pooled = keepDims ? node.output[0] : node.output[0] + "/pooled"
+            let pool = Node(name: name, op: .globalAveragePool, inputs: [try dataInput(input(0))], outputs: [pooled])
+            guard !keepDims else { return [pool] }
+            return [pool, Node(name: name + "/flatten", op: .flatten(axis: 1), inputs: [pooled], outputs: [node.output[0]])]
+        case "Sum":
+            try arity(inputs: 1...Int.max)
+            _ = try AttributeReader(node, name: name, allowed: [])
+            let operands = try node.input.map { tensor in
+                guard !tensor.isEmpty else { throw ONNXError.wrongArity(node: name, op: op, detail: "an input is unnamed") }
+                return try dataInput(tensor)
+            }
+            guard operands.count > 1 else { return [Node(name: name, op: .identity, inputs: operands, outputs: [node.output[0]])] }
+            var result: [Node] = []
+            var running = operands[0]
+            for (k, next) in operands.dropFirst().enumerated() {
+                let last = k == operands.count - 2
+                let out = last ? node.output[0] : "\(node.output[0])/sum\(k + 1)"
+                result.append(Node(name: last ? name : "\(name)/\(k + 1)", op: .add, inputs: [running, next], outputs: [out]))
+                running = out
+            }
+            return result
+        case "Slice":
+            return try sliceNodes(node, name: name)
         case "Gemm":
             try arity(inputs: 2...3)
             let reader = try AttributeReader(node, name: name, allowed: ["alpha", "beta", "transA", "transB"])
@@ -429,11 +634,10 @@ struct GraphConverter {
         case "Dropout":
             // At inference Dropout passes its input through; a training_mode input must be a constant false.
             try arity(inputs: 1...3, outputs: 1...2)
-            let reader = try AttributeReader(node, name: name, allowed: ["seed", "ratio"])
+            let reader = try AttributeReader(node, name: name, allowed: opset < 7 ? ["seed", "ratio", "is_test"] : ["seed", "ratio"])
             if !input(2).isEmpty {
                 let mode = try constantOperand(input(2), node: name, op: op, role: "training_mode")
-                let isTraining = mode.int32Data.contains { $0 != 0 } || mode.rawData.contains { $0 != 0 }
-                if isTraining {
+                if mode.elements.contains(where: { $0 != 0 }) {
                     throw reader.unsupported("training_mode", value: "true", "RAPQ runs models in inference mode; export in eval mode")
                 }
             }
@@ -441,10 +645,14 @@ struct GraphConverter {
             ir = .identity
             inputs = [try dataInput(input(0))]
         default:
-            // `supportedOperators` lists exactly the cases above and Constant, which never reaches here.
+            if ONNXImporter.foldOnlyOperators.contains(op) {
+                throw ONNXError.cannotFold(node: name, op: op, reason: "an input is computed at run time; RAPQ evaluates \(op) "
+                    + "only on constants and tensor shapes")
+            }
+            // `supportedOperators` lists exactly the cases above, the folded operators and Constant.
             throw ONNXError.unsupportedOperator(node: name, op: op, domain: node.domain, supported: ONNXImporter.supportedOperators)
         }
-        return Node(name: name, op: ir, inputs: inputs, outputs: [node.output[0]])
+        return [Node(name: name, op: ir, inputs: inputs, outputs: [node.output[0]])]
     }
 
     /// The declared dimensions of a convolution weight, from its constant or its graph-input declaration.

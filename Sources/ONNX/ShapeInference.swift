@@ -117,5 +117,18 @@ func outputShape(of node: Node, operands: [[Int]?]) throws -> [Int] {
         var out = first
         out[a] = parts.map { $0[a] }.reduce(0, +)
         return out
+    case .slice(let axis, let start, let end):
+        var x = try operand(0)
+        guard axis >= 0, axis < x.count, start >= 0, start <= end, end <= x[axis] else {
+            throw fail("elements \(start)..<\(end) of axis \(axis) do not fit the input \(x)")
+        }
+        x[axis] = end - start
+        return x
+    case .transpose(let permutation):
+        let x = try operand(0)
+        guard permutation.sorted() == Array(0..<x.count) else {
+            throw fail("perm \(permutation) is not a permutation of the input's \(x.count) dimensions (shape \(x))")
+        }
+        return permutation.map { x[$0] }
     }
 }

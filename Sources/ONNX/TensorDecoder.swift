@@ -73,6 +73,50 @@ struct TensorDecoder {
         return (shape, proto.int64Data)
     }
 
+    /// Any numeric tensor (float, double, int64, int32, int8/uint8, bool) as a `KnownValue`, for evaluating
+    /// shape arithmetic at import.
+    func knownValue(_ proto: Onnx_TensorProto) throws -> KnownValue {
+        typealias Kind = Onnx_TensorProto.DataType
+        let (shape, count) = try Self.checkedShape(proto.dims, tensor: proto.name)
+        switch Kind(rawValue: Int(proto.dataType)) {
+        case .float?:
+            return KnownValue(shape: shape, elements: try floatTensor(proto).data.map(Double.init), isFloat: true)
+        case .int64?:
+            return KnownValue(shape: shape, elements: try int64Tensor(proto).values.map(Double.init), isFloat: false)
+        case .double?:
+            if let bytes = try encodedBytes(of: proto, count: count, elementSize: 8) {
+                return KnownValue(shape: shape, elements: Self.littleEndianValues(bytes, count: count) { Double(bitPattern: UInt64(littleEndian: $0)) }, isFloat: true)
+            }
+            guard proto.doubleData.count == count else {
+                throw ONNXError.dataSizeMismatch(tensor: proto.name, dims: proto.dims, expected: count, actual: proto.doubleData.count, unit: "elements")
+            }
+            return KnownValue(shape: shape, elements: proto.doubleData, isFloat: true)
+        case .int32?:
+            if let bytes = try encodedBytes(of: proto, count: count, elementSize: 4) {
+                return KnownValue(shape: shape, elements: Self.littleEndianValues(bytes, count: count) { Double(Int32(littleEndian: $0)) }, isFloat: false)
+            }
+            fallthrough
+        case .int8?, .uint8?, .bool?, .int16?, .uint16?:
+            let size = proto.dataType == Int32(Kind.int16.rawValue) || proto.dataType == Int32(Kind.uint16.rawValue) ? 2 : 1
+            if proto.dataType != Int32(Kind.int32.rawValue), let bytes = try encodedBytes(of: proto, count: count, elementSize: size) {
+                let signed = proto.dataType == Int32(Kind.int8.rawValue) || proto.dataType == Int32(Kind.int16.rawValue)
+                let values: [Double] = (0..<count).map { i in
+                    if size == 1 { return signed ? Double(Int8(bitPattern: bytes[bytes.startIndex + i])) : Double(bytes[bytes.startIndex + i]) }
+                    let word = UInt16(bytes[bytes.startIndex + 2 * i]) | UInt16(bytes[bytes.startIndex + 2 * i + 1]) << 8
+                    return signed ? Double(Int16(bitPattern: word)) : Double(word)
+                }
+                return KnownValue(shape: shape, elements: values, isFloat: false)
+            }
+            guard proto.int32Data.count == count else {
+                throw ONNXError.dataSizeMismatch(tensor: proto.name, dims: proto.dims, expected: count, actual: proto.int32Data.count, unit: "elements")
+            }
+            return KnownValue(shape: shape, elements: proto.int32Data.map(Double.init), isFloat: false)
+        default:
+            throw ONNXError.unsupportedDataType(tensor: proto.name, dataType: proto.dataType,
+                                               expected: "a numeric type (float, double, int64, int32, int16, int8, uint8, bool) for a constant")
+        }
+    }
+
     /// `count` fixed-width values decoded from little-endian `bytes` (already checked to hold exactly that
     /// many): a plain copy on little-endian hosts, `convert` applied to each raw word elsewhere.
     static func littleEndianValues<Word: FixedWidthInteger, Value>(

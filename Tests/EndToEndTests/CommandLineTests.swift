@@ -114,6 +114,11 @@ final class CommandLineTests: XCTestCase {
         let verified = try rapq(["verify", out, "--data", model("fmnist-calib-256.npy")])
         XCTAssertEqual(verified.status, 0, verified.output)
         XCTAssertTrue(verified.output.contains("verified: every check passed"), verified.output)
+        // Without data the integer engine is not run, and the report says so instead of claiming it.
+        let staticOnly = try rapq(["verify", out])
+        XCTAssertEqual(staticOnly.status, 0, staticOnly.output)
+        XCTAssertTrue(staticOnly.output.contains("SKIP  integer engine equals simulation: not run"), staticOnly.output)
+        XCTAssertFalse(staticOnly.output.contains("verified: every check passed"), staticOnly.output)
         let evaluated = try rapq(["eval", out, "--integer", "--data", model("fmnist-test-1k.npy"), "--labels", model("fmnist-test-1k-labels.npy")])
         XCTAssertEqual(evaluated.status, 0, evaluated.output)
         XCTAssertTrue(evaluated.output.contains("top-1"), evaluated.output)

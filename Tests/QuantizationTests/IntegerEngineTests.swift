@@ -123,7 +123,9 @@ final class IntegerEngineTests: XCTestCase {
         var rng = IntegerTestRandom(seed: 5)
         var b = IntegerTestGraph(input: "x", shape: [nil, 3, 8, 8])
         b.conv("c1", "x", out: "c1o", cin: 3, cout: 4, kernel: 3, pads: 1, using: &rng)
-        b.node("sig", .sigmoid, ["c1o"], "s1")
+        // A product by a constant (a layer scale) has no integer kernel: only products of two activations do.
+        b.initializers["k"] = Tensor(shape: [1, 4, 1, 1], data: [0.5, 1, 2, 0.25])
+        b.node("scale", .mul, ["c1o", "k"], "s1")
         b.conv("c2", "s1", out: "c2o", cin: 4, cout: 4, kernel: 1, using: &rng)
         b.node("gap", .globalAveragePool, ["c2o"], "g")
         b.node("flat", .flatten(axis: 1), ["g"], "f")
@@ -132,7 +134,7 @@ final class IntegerEngineTests: XCTestCase {
                                     options: CalibrationOptions(bits: BitWidths(weights: 8, activations: 8), scalePolicy: .bestPowerOfTwo),
                                     method: "pot-mse")
         XCTAssertThrowsError(try IntegerEngine(network)) { error in
-            XCTAssertEqual(error as? QuantizationError, .noIntegerKernel(node: "sig", op: "Sigmoid"))
+            XCTAssertEqual(error as? QuantizationError, .noIntegerKernel(node: "scale", op: "Mul with a constant operand"))
         }
     }
 

@@ -116,6 +116,24 @@ enum IntegerElementwise {
         return CodeTensor(shape: shape, codes: out, quantizer: site.quantizer)
     }
 
+    /// The product of two code tensors (NumPy broadcasting): `(q_a - z_a)(q_b - z_b)` with exponent
+    /// `e_a + e_b`, onto `site` when given, else kept as an accumulator. The simulation's float product of the
+    /// two dequantized values is exact (at most 2 x 9 significant bits), so both agree bit for bit.
+    static func multiply(_ a: CodeTensor, _ b: CodeTensor, site: OutputSite?, node: String) throws -> IntegerValue {
+        guard let shape = Elementwise.broadcastShape(a.shape, b.shape) else {
+            throw IntegerEngineError.inconsistentInput(node: node, detail: "multiplies shapes \(a.shape) and \(b.shape)")
+        }
+        let ia = Elementwise.sourceIndices(of: a.shape, broadcastTo: shape), ib = Elementwise.sourceIndices(of: b.shape, broadcastTo: shape)
+        let za = Int64(a.quantizer.zeroPoint), zb = Int64(b.quantizer.zeroPoint)
+        let exponent = a.quantizer.exponent + b.quantizer.exponent
+        let products = (0..<shape.shapeProduct).map { i in (Int64(a.codes[ia[i]]) - za) * (Int64(b.codes[ib[i]]) - zb) }
+        guard let site else {
+            return .accumulator(AccumulatorTensor(shape: shape, values: products, exponents: [exponent], inner: 1))
+        }
+        let shift = site.quantizer.exponent - exponent
+        return .codes(CodeTensor(shape: shape, codes: products.map { site.code($0, shift: shift) }, quantizer: site.quantizer))
+    }
+
     /// Codes that share one quantizer, concatenated along `axis`.
     static func concat(_ parts: [CodeTensor], axis: Int) throws -> CodeTensor {
         let first = parts[0]

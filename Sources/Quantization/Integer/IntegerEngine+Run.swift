@@ -58,8 +58,38 @@ extension IntegerEngine {
             case .reshape(let node, let op, let input, _):
                 let x = try operand(input)
                 result = x.reshaped(try reshapedShape(x.shape, op: op, node: node))
-            case .concat(let axis, let inputs, _):
-                result = .codes(try IntegerElementwise.concat(try inputs.map { try codeOperand($0, node: "Concat") }, axis: axis))
+            case .concat(let axis, let inputs, let output, let target):
+                let parts = try inputs.map { name -> CodeTensor in
+                    guard let target else { return try codeOperand(name, node: "Concat") }
+                    let value = try operand(name)
+                    if case .codes(let t) = value, t.quantizer == target { return t }
+                    return IntegerElementwise.requantize(value, to: OutputSite(tensor: output, quantizer: target, range: target.fullRange))
+                }
+                result = .codes(try IntegerElementwise.concat(parts, axis: axis))
+            case .transpose(let permutation, let input, _):
+                var x = try codeOperand(input, node: "Transpose")
+                guard permutation.sorted() == Array(0..<x.shape.count) else {
+                    throw IntegerEngineError.inconsistentInput(node: "Transpose", detail: "perm \(permutation) does not fit shape \(x.shape)")
+                }
+                x.codes = Shaping.transposed(x.codes, shape: x.shape, permutation: permutation)
+                x.shape = permutation.map { x.shape[$0] }
+                result = .codes(x)
+            case .lookup(_, let table, let input, let site):
+                let x = try codeOperand(input, node: "lookup")
+                let low = Int32(x.quantizer.grid.qmin)
+                result = .codes(CodeTensor(shape: x.shape, codes: x.codes.map { table[Int($0 - low)] }, quantizer: site.quantizer))
+            case .multiply(let node, let a, let b, _, let site):
+                result = try IntegerElementwise.multiply(try codeOperand(a, node: node), try codeOperand(b, node: node), site: site, node: node)
+            case .slice(let axis, let range, let input, _):
+                var x = try codeOperand(input, node: "Slice")
+                guard axis < x.shape.count, range.upperBound <= x.shape[axis] else {
+                    throw IntegerEngineError.inconsistentInput(node: "Slice", detail: "elements \(range) of axis \(axis) do not fit shape \(x.shape)")
+                }
+                let outer = Array(x.shape[..<axis]).shapeProduct, inner = Array(x.shape[(axis + 1)...]).shapeProduct
+                let extent = x.shape[axis]
+                x.codes = (0..<outer).flatMap { o in x.codes[(o * extent + range.lowerBound) * inner ..< (o * extent + range.upperBound) * inner] }
+                x.shape[axis] = range.count
+                result = .codes(x)
             }
             store(result, at: step.output)
             for name in releaseAfter[index] { values[name] = nil }

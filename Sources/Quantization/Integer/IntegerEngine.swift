@@ -6,10 +6,12 @@ import TensorKernels
 /// round-half-to-even, and only the logits are turned back into Float. It reproduces `Simulation`'s
 /// codes at every activation site (up to the float simulation's own rounding).
 ///
-/// Kernels: Conv (groups, depthwise, strides, pads, dilations, `auto_pad`), Gemm, Add, Relu, Clip,
-/// MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, and Concat of inputs that share
-/// one quantizer. A Relu or Clip that alone reads a layer's, Add's or pool's output is folded into its
-/// requantization. Anything else throws `QuantizationError.noIntegerKernel` at init.
+/// Kernels: Conv (groups, depthwise, strides, pads, dilations, `auto_pad`), Gemm, Add, Mul of two
+/// activations (a product of codes, then a shift), Sigmoid, HardSigmoid and HardSwish (a table over the
+/// input's codes), Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Concat (inputs on other grids are
+/// shifted onto the output's), Slice, Transpose, Flatten, Reshape, Identity. A Relu or Clip that alone
+/// reads a layer's, Add's, product's, table's or pool's output is folded into its requantization. Anything
+/// else throws `QuantizationError.noIntegerKernel` at init.
 public struct IntegerEngine: Sendable {
     /// The network being run.
     public let network: QuantizedNetwork
@@ -29,21 +31,30 @@ public struct IntegerEngine: Sendable {
         case averagePool(WindowGeometry, countIncludePad: Bool, input: String, site: OutputSite)
         case globalAveragePool(input: String, site: OutputSite)
         case reshape(node: String, Operator, input: String, output: String)
-        case concat(axis: Int, inputs: [String], output: String)
+        case concat(axis: Int, inputs: [String], output: String, onto: SiteQuantizer?)
+        case transpose(permutation: [Int], input: String, output: String)
+        case slice(axis: Int, range: Range<Int>, input: String, output: String)
+        /// A unary function as a table over the input grid: `table[q - qmin]` is the output code.
+        case lookup(node: String, table: [Int32], input: String, site: OutputSite)
+        case multiply(node: String, String, String, output: String, site: OutputSite?)
 
         var inputs: [String] {
             switch self {
             case .layer(_, let i, _), .clamp(_, _, _, let i, _), .maxPool(_, let i, _), .averagePool(_, _, let i, _),
-                 .globalAveragePool(let i, _), .reshape(_, _, let i, _): return [i]
+                 .globalAveragePool(let i, _), .reshape(_, _, let i, _), .transpose(_, let i, _),
+                 .slice(_, _, let i, _), .lookup(_, _, let i, _): return [i]
+            case .multiply(_, let a, let b, _, _): return [a, b]
             case .add(_, let a, let b, _, _): return [a, b]
-            case .concat(_, let i, _): return i
+            case .concat(_, let i, _, _): return i
             }
         }
 
         var output: String {
             switch self {
             case .layer(_, _, let o), .add(_, _, _, let o, _), .clamp(_, _, _, _, let o), .maxPool(_, _, let o),
-                 .reshape(_, _, _, let o), .concat(_, _, let o): return o
+                 .reshape(_, _, _, let o), .concat(_, _, let o, _), .transpose(_, _, let o),
+                 .slice(_, _, _, let o), .multiply(_, _, _, let o, _): return o
+            case .lookup(_, _, _, let site): return site.tensor
             case .averagePool(_, _, _, let site), .globalAveragePool(_, let site): return site.tensor
             }
         }
@@ -202,17 +213,56 @@ public struct IntegerEngine: Sendable {
                 let k = try kind(of: node.inputs[0], at: node)
                 steps.append(.reshape(node: node.name, node.op, input: node.inputs[0], output: out))
                 kinds[out] = settled(k, at: out)
+            case .transpose, .slice:
+                // Moves codes only; an accumulator's per-channel exponents follow its layout, so it must be requantized first.
+                guard case .codes = try kind(of: node.inputs[0], at: node) else {
+                    throw QuantizationError.noIntegerKernel(node: node.name, op: "\(node.op.onnxName) of an unquantized accumulator")
+                }
+                switch node.op {
+                case .slice(let axis, let start, let end):
+                    steps.append(.slice(axis: axis, range: start..<end, input: node.inputs[0], output: out))
+                case .transpose(let permutation):
+                    steps.append(.transpose(permutation: permutation, input: node.inputs[0], output: out))
+                default: break
+                }
+                kinds[out] = settled(kinds[node.inputs[0]]!, at: out)
+            case .sigmoid, .hardSigmoid, .hardSwish:
+                guard case .codes(let q) = try kind(of: node.inputs[0], at: node) else {
+                    throw QuantizationError.noIntegerKernel(node: node.name, op: "\(node.op.onnxName) of an unquantized accumulator")
+                }
+                guard let dest = destination(from: out) else {
+                    throw QuantizationError.noIntegerKernel(node: node.name, op: "\(node.op.onnxName) whose output has no activation quantizer")
+                }
+                skipped.formUnion(dest.fused)
+                steps.append(.lookup(node: node.name, table: try Self.table(for: node, from: q, onto: dest.site), input: node.inputs[0], site: dest.site))
+                kinds[dest.site.tensor] = .codes(dest.site.quantizer)
+            case .mul:
+                guard node.inputs.count == 2, case .codes(let qa) = try kind(of: node.inputs[0], at: node),
+                      case .codes(let qb) = try kind(of: node.inputs[1], at: node) else {
+                    throw QuantizationError.noIntegerKernel(node: node.name, op: "Mul of an unquantized accumulator")
+                }
+                let dest = destination(from: out)
+                skipped.formUnion(dest?.fused ?? [])
+                let target = dest?.site.tensor ?? out
+                steps.append(.multiply(node: node.name, node.inputs[0], node.inputs[1], output: target, site: dest?.site))
+                kinds[target] = dest.map { .codes($0.site.quantizer) } ?? .accumulator([qa.exponent + qb.exponent])
             case .concat(let axis):
+                // Inputs on one grid are joined as they are; inputs on different power-of-two grids (or
+                // accumulators) are each requantized onto the output site's grid by a shift, which is what the
+                // simulation computes when it fake-quantizes the joined values at that site.
                 let parts = try node.inputs.map { try kind(of: $0, at: node) }
                 var shared: SiteQuantizer?
-                for part in parts {
-                    guard case .codes(let q) = part, shared == nil || shared == q else {
-                        throw QuantizationError.noIntegerKernel(node: node.name, op: "Concat of inputs with different quantizers")
-                    }
-                    shared = q
+                for case .codes(let q) in parts where shared == nil { shared = q }
+                let uniform = parts.allSatisfy { if case .codes(let q) = $0 { return q == shared } else { return false } }
+                if uniform, let shared {
+                    steps.append(.concat(axis: axis, inputs: node.inputs, output: out, onto: nil))
+                    kinds[out] = settled(.codes(shared), at: out)
+                } else if let target = sites[out] {
+                    steps.append(.concat(axis: axis, inputs: node.inputs, output: out, onto: target))
+                    kinds[out] = .codes(target)
+                } else {
+                    throw QuantizationError.noIntegerKernel(node: node.name, op: "Concat of inputs with different quantizers and no activation quantizer on its output")
                 }
-                steps.append(.concat(axis: axis, inputs: node.inputs, output: out))
-                kinds[out] = settled(.codes(shared!), at: out)
             default:
                 throw QuantizationError.noIntegerKernel(node: node.name, op: node.op.onnxName)
             }
@@ -227,5 +277,19 @@ public struct IntegerEngine: Sendable {
         var release = [[String]](repeating: [], count: steps.count)
         for (name, i) in lastUse where name != outputName { release[i].append(name) }
         releaseAfter = release
+    }
+
+    /// The output code of `node` (an element-wise function) for every code of the input grid `q`: each code's
+    /// value goes through the same Float kernel the simulation runs, and is quantized onto `site`. Exact by
+    /// construction for inputs of up to 16 bits.
+    static func table(for node: Node, from q: SiteQuantizer, onto site: OutputSite) throws -> [Int32] {
+        let codes = Array(q.grid.qmin...q.grid.qmax)
+        let x = Tensor(shape: [codes.count], data: codes.map { Float(Double($0 - q.zeroPoint) * PowerOfTwo.double(q.exponent)) })
+        let y = try NodeEvaluator.forward(node, [x])[0]
+        let s = Float(PowerOfTwo.double(site.quantizer.exponent)), z = Float(site.quantizer.zeroPoint)
+        return y.data.map { v in
+            let code = Int64(UniformQuantization.code(v, scale: s, zeroPoint: z, grid: site.quantizer.grid))
+            return Int32(Swift.min(Swift.max(code, site.range.lowerBound), site.range.upperBound))
+        }
     }
 }

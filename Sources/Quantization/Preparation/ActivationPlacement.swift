@@ -54,7 +54,7 @@ public struct BitWidths: Equatable, Codable, Sendable {
 /// Operators whose output carries the same quantizer as their input (they never create a value off the grid).
 func isQuantizationTransparent(_ op: Operator) -> Bool {
     switch op {
-    case .maxPool, .flatten, .reshape, .identity: return true
+    case .maxPool, .flatten, .reshape, .identity, .transpose, .slice: return true
     default: return false
     }
 }
@@ -66,7 +66,7 @@ func producers(in graph: Graph) -> [String: Node] {
     return producer
 }
 
-/// The tensor whose quantizer `tensor` shares: `tensor` followed back through MaxPool/Flatten/Reshape/Identity.
+/// The tensor whose quantizer `tensor` shares: `tensor` followed back through MaxPool/Flatten/Reshape/Identity/Transpose/Slice.
 func quantizationSource(of tensor: String, producers producer: [String: Node]) -> String {
     var t = tensor
     while let p = producer[t], isQuantizationTransparent(p.op), let input = p.inputs.first { t = input }
@@ -74,7 +74,9 @@ func quantizationSource(of tensor: String, producers producer: [String: Node]) -
 }
 
 /// Where activation quantizers go (METHOD §2): on every tensor a Conv/Gemm reads (so the integer engine
-/// sees integers), which covers the network input and the inside of blocks, and on every unit output.
+/// sees integers), which covers the network input and the inside of blocks, on every unit output, and on
+/// the operands and results of Sigmoid, HardSigmoid, HardSwish and of products of two activations, and on
+/// Concat outputs.
 /// Tensors seen through MaxPool/Flatten/Reshape/Identity share the quantizer of their source. The conv
 /// feeding a residual Add and the shortcut conv get none of their own; the logits get none.
 public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUnit], bits: BitWidths) -> [ActivationSite] {
@@ -83,9 +85,9 @@ public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUni
     func nonNegative(_ tensor: String) -> Bool {
         guard let p = producer[tensor] else { return false }
         switch p.op {
-        case .relu: return true
+        case .relu, .sigmoid, .hardSigmoid: return true
         case .clip(let lo, _): return lo >= 0
-        case .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity: return nonNegative(p.inputs[0])
+        case .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .transpose, .slice: return nonNegative(p.inputs[0])
         default: return false
         }
     }
@@ -100,6 +102,21 @@ public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUni
     }
     for layer in layers { add(layer.inputs[0]) }
     for unit in units { add(unit.output) }
+    // The integer engine computes Sigmoid, HardSigmoid and HardSwish by a table over the input's codes, and
+    // the product of two activations (squeeze-excitation, SiLU) from both codes: their operands and results
+    // are quantized. A Concat's output is quantized too, so that inputs on different grids can be joined.
+    for node in graph.nodes {
+        switch node.op {
+        case .sigmoid, .hardSigmoid, .hardSwish:
+            add(node.inputs[0]); add(node.outputs[0])
+        case .mul where node.inputs.allSatisfy({ graph.initializers[$0] == nil }):
+            node.inputs.forEach(add); add(node.outputs[0])
+        case .concat:
+            // Inputs on different grids are requantized onto the output's grid.
+            add(node.outputs[0])
+        default: break
+        }
+    }
     var residual = Set<String>()
     if bits.residualInputs > 0 {
         for node in graph.nodes where node.op == .add {

@@ -1,4 +1,5 @@
 import Graph
+import ONNX
 import TensorKernels
 
 /// A graph whose BatchNormalization nodes that follow a Conv or Gemm have been folded into it.
@@ -77,8 +78,33 @@ public func foldBatchNormalization(_ graph: Graph) -> FoldedGraph {
         gammas[layer.name] = gamma
     }
     g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    convertStandaloneBatchNormalization(&g, gammas: &gammas)
     // Drop initializers nothing reads any more.
     let used = Set(g.nodes.flatMap(\.inputs))
     g.initializers = g.initializers.filter { used.contains($0.key) }
     return FoldedGraph(graph: g, gammas: gammas)
+}
+
+/// Turns each BatchNormalization that could not be folded (after a Concat, an Add or the network input) into
+/// the depthwise 1x1 convolution that computes it: weight `g / sqrt(v + eps)` and bias `beta - m * g / sqrt(v + eps)`
+/// per channel. It is then a layer like any other: its weights are quantized per channel with power-of-two
+/// scales, it forms a reconstruction unit, and the integer engine runs it. Only BNs over 4-D NCHW tensors
+/// are converted (the others stay BN nodes); the BN's gamma is recorded for the loss exponent.
+func convertStandaloneBatchNormalization(_ g: inout Graph, gammas: inout [String: [Float]]) {
+    let shapes = try? inferShapes(of: g, batch: 1)
+    for (index, bn) in g.nodes.enumerated() {
+        guard case .batchNormalization(let epsilon) = bn.op, bn.inputs.count == 5,
+              let rank = shapes?[bn.inputs[0]]?.count, rank == 4 else { continue }
+        let stats = bn.inputs[1...4].compactMap { g.initializers[$0] }
+        guard stats.count == 4, let channels = stats.first?.count, channels > 0,
+              stats.allSatisfy({ $0.count == channels }) else { continue }
+        let (gamma, beta, mean, variance) = (stats[0].data, stats[1].data, stats[2].data, stats[3].data)
+        let factor = (0..<channels).map { Double(gamma[$0]) / (Double(variance[$0]) + Double(epsilon)).squareRoot() }
+        let weightName = bn.name + ".depthwise_weight", biasName = bn.name + ".depthwise_bias"
+        g.initializers[weightName] = Tensor(shape: [channels, 1, 1, 1], data: factor.map { Float($0) })
+        g.initializers[biasName] = Tensor(shape: [channels], data: (0..<channels).map { Float(Double(beta[$0]) - Double(mean[$0]) * factor[$0]) })
+        g.nodes[index] = Node(name: bn.name, op: .conv(Conv2DParameters(window: WindowGeometry(kernel: (1, 1)), groups: channels)),
+                              inputs: [bn.inputs[0], weightName, biasName], outputs: bn.outputs)
+        gammas[bn.name] = gamma
+    }
 }

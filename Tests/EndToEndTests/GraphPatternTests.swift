@@ -1,0 +1,78 @@
+import Foundation
+import RAPQ
+import XCTest
+
+/// The graph patterns of the standard CNNs (squeeze-excitation, HardSwish, SiLU, inception and dense
+/// Concats, channel shuffle with shape arithmetic, shared biases, fixed-batch exports, older opsets), built
+/// by `tools/make_graph_patterns.py` with onnxruntime's outputs: each imports, runs like onnxruntime,
+/// quantizes, reads back from `.rapq`, and runs on the integer engine with the simulation's codes.
+final class GraphPatternTests: XCTestCase {
+    /// The generated patterns, once per run (nil with the reason when Python is missing).
+    static let patterns: Result<URL, XCTSkip> = {
+        let (found, missing) = PythonReference.find()
+        guard let python = found else { return .failure(XCTSkip(missing)) }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-patterns-\(UUID().uuidString)")
+        let script = PipelineTests.root.appendingPathComponent("tools/make_graph_patterns.py").path
+        let (status, output) = PythonReference.run(python, [script, folder.path])
+        guard status == 0 else { return .failure(XCTSkip("make_graph_patterns.py failed: \(output)")) }
+        return .success(folder)
+    }()
+
+    override class func tearDown() {
+        if case .success(let folder) = patterns { try? FileManager.default.removeItem(at: folder) }
+    }
+
+    /// Imports pattern `name`, compares its FP32 outputs with onnxruntime's, quantizes it with power-of-two
+    /// scales at `bits`, writes and reads the `.rapq` file, and requires the integer engine to reproduce the
+    /// simulation's codes at every site.
+    func check(_ name: String, bits: (weights: Int, activations: Int) = (8, 8), file: StaticString = #filePath, line: UInt = #line) throws {
+        let folder = try Self.patterns.get()
+        let model = try FloatModel(contentsOf: folder.appendingPathComponent("\(name).onnx"))
+        let x = try NumpyFile.readTensor(contentsOf: folder.appendingPathComponent("\(name)-input.npy"))
+        let reference = try NumpyFile.readTensor(contentsOf: folder.appendingPathComponent("\(name)-ort.npy"))
+        let y = try model.predict(x)
+        XCTAssertEqual(y.shape, reference.shape, name, file: file, line: line)
+        let scale = reference.data.map(abs).max() ?? 1
+        let difference = zip(y.data, reference.data).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(difference / scale, 1e-5, "\(name): relative difference to onnxruntime", file: file, line: line)
+        XCTAssertEqual(ClassificationMetrics(logits: y, reference: reference).agreement, 1, name, file: file, line: line)
+
+        let configuration = QuantizationConfiguration(method: .potMse, weightBits: bits.weights, activationBits: bits.activations)
+        let network = try quantize(model: model.graph, calibration: x, configuration: configuration)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-pattern-\(UUID().uuidString).rapq")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try RAPQFile.write(network, to: url)
+        let readBack = try RAPQFile.read(contentsOf: url)
+        let report = VerificationReport(network: readBack, data: x, batchSize: 4)
+        XCTAssertTrue(report.passed, "\(name):\n\(report.text)", file: file, line: line)
+        let comparison = try EngineComparison(network: readBack, data: x, batchSize: 4)
+        XCTAssertEqual(comparison.identicalFraction, 1, "\(name): every activation code identical", file: file, line: line)
+        XCTAssertEqual(comparison.top1Mismatches, 0, name, file: file, line: line)
+    }
+
+    func testSqueezeExcitation() throws { try check("se_block") }
+    func testSqueezeExcitationAt4Bits() throws { try check("se_block", bits: (4, 4)) }
+    func testHardSwishInvertedResidual() throws { try check("hardswish_block") }
+    func testSiLU() throws { try check("silu_block") }
+    func testSiLUAt4Bits() throws { try check("silu_block", bits: (4, 4)) }
+    func testInceptionConcatOfDifferentGrids() throws { try check("inception") }
+    func testDenseConcatThenBatchNormalization() throws { try check("dense_bn") }
+    func testChannelShuffleWithShapeArithmetic() throws { try check("channel_shuffle") }
+    func testBiasSharedThroughIdentity() throws { try check("identity_bias") }
+    func testBatchOneExportRunsAnyBatch() throws { try check("batch1_reshape") }
+    func testReduceMeanOverHeightAndWidth() throws { try check("reduce_mean") }
+    func testOpset9() throws { try check("opset9") }
+
+    /// The fixed-batch export's Reshape [1, -1] is rewritten to keep the batch, and the input declared batch-free.
+    func testBatchOneReshapeIsRewritten() throws {
+        let folder = try Self.patterns.get()
+        let graph = try ONNXImporter.load(contentsOf: folder.appendingPathComponent("batch1_reshape.onnx"))
+        XCTAssertEqual(graph.inputs[0].dimensions, [nil, 3, 8, 8])
+        XCTAssertEqual(graph.nodes.first { $0.name == "flatten_b1" }?.op, .reshape(shape: [0, -1], allowZero: false))
+        // The channel shuffle's computed targets become batch-relative constants.
+        let shuffle = try ONNXImporter.load(contentsOf: folder.appendingPathComponent("channel_shuffle.onnx"))
+        XCTAssertEqual(shuffle.nodes.first { $0.name == "group" }?.op, .reshape(shape: [0, 2, 4, 8, 8], allowZero: false))
+        XCTAssertEqual(shuffle.nodes.first { $0.name == "ungroup" }?.op, .reshape(shape: [0, -1, 8, 8], allowZero: false))
+        XCTAssertEqual(shuffle.nodes.first { $0.name == "slice_hi" }?.op, .slice(axis: 1, start: 4, end: 8))
+    }
+}
