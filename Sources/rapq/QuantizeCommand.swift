@@ -79,6 +79,14 @@ struct QuantizeCommand: ParsableCommand {
         let network = try quantize(model: graph, calibration: calibration, configuration: configuration) { reporter.report($0) }
         try chosen.write(network, to: outputURL)
         print(String(format: "wrote %@ (%@, %@ W%dA%d) in %.1f s", output, chosen.rawValue, method.rawValue, wbits, abits, Date().timeIntervalSince(start)))
+        if method.isPowerOfTwo {
+            do {
+                _ = try IntegerEngine(network)
+                print("integer-only: yes (every node has an integer kernel; `rapq verify MODEL.rapq --data X` compares it with the simulation)")
+            } catch {
+                print("integer-only: no: \(error)")
+            }
+        }
     }
 }
 

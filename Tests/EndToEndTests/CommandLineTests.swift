@@ -111,6 +111,7 @@ final class CommandLineTests: XCTestCase {
         let (status, output) = try rapq(["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "pot-mse",
                                          "--wbits", "4", "--abits", "4", "-o", out])
         XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("integer-only: yes"), output)
         let verified = try rapq(["verify", out, "--data", model("fmnist-calib-256.npy")])
         XCTAssertEqual(verified.status, 0, verified.output)
         XCTAssertTrue(verified.output.contains("verified: every check passed"), verified.output)

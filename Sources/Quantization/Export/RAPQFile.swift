@@ -24,9 +24,16 @@ public enum RAPQFile {
     /// Bytes before the manifest: magic, version, manifest length, manifest CRC-32.
     static let headerBytes = 8 + 4 + 8 + 4
 
-    /// Writes `network` to `url` atomically (temporary file in the same folder, then renamed).
+    /// Writes `network` to `url` atomically (temporary file in the same folder, then renamed), once its
+    /// bytes have been checked to read back.
     public static func write(_ network: QuantizedNetwork, to url: URL) throws {
-        try AtomicFile.write(encode(network), to: url)
+        let data = try encode(network)
+        // A file that `read` would refuse is never written: the bytes are decoded once before they go to disk.
+        do { _ = try decode(data) } catch {
+            throw ModelFileError.unrepresentable(reason: "the encoded network does not read back (\(error)); this is a defect of "
+                + "RAPQ, please report it with the model")
+        }
+        try AtomicFile.write(data, to: url)
     }
 
     /// Reads the network saved at `url`.
