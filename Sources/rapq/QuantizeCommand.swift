@@ -37,8 +37,8 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "Symmetric weights (zero point 0) instead of asymmetric.")
     var symmetric = false
 
-    @Option(help: "Quantize the convolution outputs that feed residual Adds at this many bits (0 = no, as in the paper; 8 makes every conv of a QDQ export fuse into onnxruntime's QLinearConv).")
-    var residualInputBits: Int = 0
+    @Option(help: ArgumentHelp("Quantize the convolution outputs that feed residual Adds at this many bits (0 = no, the paper's placement). Default: 8 when writing QDQ ONNX, so that onnxruntime runs every convolution as QLinearConv and every Add as QLinearAdd; 0 for .rapq.", valueName: "bits"))
+    var residualInputBits: Int?
 
     @Option(help: "Calibration samples used to initialise activation quantizers.")
     var activationSamples: Int = 64
@@ -60,7 +60,9 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("\(name) \(bits) is out of range; use 2 to 8")
         }
         guard activationSamples > 0 else { throw ValidationError("--activation-samples must be at least 1") }
-        guard residualInputBits == 0 || (2...8).contains(residualInputBits) else { throw ValidationError("--residual-input-bits must be 0 or 2 to 8") }
+        if let residualInputBits, residualInputBits != 0 && !(2...8).contains(residualInputBits) {
+            throw ValidationError("--residual-input-bits must be 0 or 2 to 8")
+        }
         try reconstruction.validate()
     }
 
@@ -71,7 +73,7 @@ struct QuantizeCommand: ParsableCommand {
         let calibration = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: calib))
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,
                                                       symmetricWeights: symmetric, activationSamples: activationSamples, seed: seed)
-        configuration.residualInputBits = residualInputBits
+        configuration.residualInputBits = residualInputBits ?? (chosen == .qdq ? 8 : 0)
         reconstruction.apply(to: &configuration)
         adviseOnBLASKernels()
         let start = Date()
