@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The torchvision zoo end to end (issue 14): for each model and export variant, inspect, run against
 # onnxruntime, quantize (pot-mse W8A8, and rapq W4A8 for a few iterations with ZOO_RAPQ_ITERS > 0),
-# verify with the integer engine, and the QDQ export's float convolutions left in onnxruntime.
+# verify with the integer engine (on the first 32 evaluation samples), and the QDQ export's float
+# convolutions left in onnxruntime.
 #
 #   benchmarks/zoo.sh [MODEL...]            # default: every model exported by tools/export_torchvision_zoo.py
 #   ZOO_VARIANTS="onnx b1.onnx folded.onnx" ZOO_RAPQ_ITERS=20 benchmarks/zoo.sh resnet18
@@ -45,17 +46,18 @@ for m in "${models[@]}"; do
     if [ "$run" = ok ]; then
       cmp=$("$PY" benchmarks/zoo_compare.py "$f" "$ZOO/$m-eval.npy" "$work/logits.npy" 2>/dev/null)
     fi
+    [ -f "$ZOO/$m-verify.npy" ] || "$PY" -c "import numpy as n,sys; n.save(sys.argv[2], n.load(sys.argv[1])[:32])" "$ZOO/$m-eval.npy" "$ZOO/$m-verify.npy"
     pot=$(step pot "$RAPQ" quantize "$f" --calib "$ZOO/$m-input.npy" --method pot-mse --wbits 8 --abits 8 --residual-input-bits 8 -o "$work/pot.rapq")
-    potv="-"; [ "$pot" = ok ] && potv=$(step potv "$RAPQ" verify "$work/pot.rapq" --data "$ZOO/$m-eval.npy")
+    potv="-"; [ "$pot" = ok ] && potv=$(step potv "$RAPQ" verify "$work/pot.rapq" --data "$ZOO/$m-verify.npy")
     qdq="-"
-    if [ "$pot" = ok ] && "$RAPQ" quantize "$f" --calib "$ZOO/$m-input.npy" --method pot-mse --wbits 8 --abits 8 --residual-input-bits 8 -o "$work/pot.qdq.onnx" >/dev/null 2>&1; then
-      qdq=$("$PY" tools/check_qdq_onnxruntime.py "$work/pot.qdq.onnx" "$ZOO/$m-eval.npy" 2>/dev/null | tail -1 \
+    if [ "$pot" = ok ] && "$RAPQ" quantize "$f" --calib "$ZOO/$m-input.npy" --method pot-mse --wbits 8 --abits 8 -o "$work/pot.qdq.onnx" >/dev/null 2>&1; then
+      qdq=$("$PY" tools/check_qdq_onnxruntime.py "$work/pot.qdq.onnx" "$ZOO/$m-verify.npy" 2>/dev/null | tail -1 \
             | "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d.get("float_convs", d))' 2>/dev/null || echo "ort failed")
     fi
     rapq="-"; rapqv="-"
     if [ "$ITERS" -gt 0 ]; then
       rapq=$(step rapq "$RAPQ" quantize "$f" --calib "$ZOO/$m-input.npy" --method rapq --wbits 4 --abits 8 --iters "$ITERS" -o "$work/rapq.rapq")
-      [ "$rapq" = ok ] && rapqv=$(step rapqv "$RAPQ" verify "$work/rapq.rapq" --data "$ZOO/$m-eval.npy")
+      [ "$rapq" = ok ] && rapqv=$(step rapqv "$RAPQ" verify "$work/rapq.rapq" --data "$ZOO/$m-verify.npy")
     fi
     printf '%-22s %-12s %-8s %-26s %-8s %-8s %-8s %-8s %s\n' "$m" "$v" "${inspect:0:8}" "${cmp}" "${pot:0:8}" "${potv:0:8}" "${rapq:0:8}" "${rapqv:0:8}" "$qdq"
     for s in inspect run pot potv rapq rapqv; do

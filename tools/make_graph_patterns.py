@@ -16,6 +16,7 @@ the input), for Tests/EndToEndTests/GraphPatternTests.swift:
   batch1_reshape    exported with batch 1: the classifier input is Reshape(x, [1, -1])
   reduce_mean       ReduceMean over H and W (keepdims 0) instead of GlobalAveragePool
   opset9            opset 9: Clip bounds and Unsqueeze axes as attributes, Sum of three tensors
+  softmax_output    opset 11: the classifier ends in Softmax (Caffe2 and ONNX-zoo files)
 """
 import os
 import sys
@@ -199,8 +200,18 @@ def opset9():
     return model(n, i, opset=9)
 
 
+def softmax_output():
+    n, i = [], [weight("w1", [8, 3, 3, 3]), vector("b1", 8), weight("fc_w", [5, 8]), vector("fc_b", 5)]
+    n += [conv("x", "c1", "w1", "b1"), helper.make_node("Relu", ["c1"], ["r1"], name="r1"),
+          helper.make_node("GlobalAveragePool", ["r1"], ["g"], name="gap"),
+          helper.make_node("Flatten", ["g"], ["f"], name="flat", axis=1),
+          helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["z"], name="fc", transB=1),
+          helper.make_node("Softmax", ["z"], ["logits"], name="softmax", axis=1)]
+    return model(n, i, opset=11)
+
+
 PATTERNS = [se_block, hardswish_block, silu_block, inception, dense_bn, channel_shuffle, identity_bias,
-            batch1_reshape, reduce_mean, opset9]
+            batch1_reshape, reduce_mean, opset9, softmax_output]
 
 
 def main():

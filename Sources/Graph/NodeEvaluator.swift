@@ -106,6 +106,11 @@ public enum NodeEvaluator {
             return [Shaping.concat(parts, axis: a)]
         case .identity:
             return [try operand(0)]
+        case .softmax(let axis):
+            let x = try operand(0)
+            let a = axis < 0 ? axis + x.rank : axis
+            guard a >= 0, a < x.rank else { throw fail("axis \(axis) is out of range for rank \(x.rank)") }
+            return [Activation.softmax(x, axis: a)]
         case .slice(let axis, let start, let end):
             let x = try operand(0)
             guard axis >= 0, axis < x.rank, start >= 0, start <= end, end <= x.shape[axis] else {

@@ -39,6 +39,8 @@ public enum Operator: Equatable, Sendable {
     case matMul
     /// Concatenation along `axis`.
     case concat(axis: Int)
+    /// Softmax along `axis` (ONNX opset 13 semantics; older files are converted at import).
+    case softmax(axis: Int)
     /// The elements `start..<end` along `axis` (ONNX Slice with step 1 on one axis, bounds resolved at import).
     case slice(axis: Int, start: Int, end: Int)
     /// Permutes the dimensions: output dimension `i` is input dimension `permutation[i]`.
@@ -68,6 +70,7 @@ public enum Operator: Equatable, Sendable {
         case .concat: return "Concat"
         case .transpose: return "Transpose"
         case .slice: return "Slice"
+        case .softmax: return "Softmax"
         case .identity: return "Identity"
         }
     }

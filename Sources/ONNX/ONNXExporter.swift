@@ -178,6 +178,8 @@ public enum ONNXExporter {
                 n.attribute = [attribute("axis", int: axis)]
             case .transpose(let permutation):
                 n.attribute = [attribute("perm", ints: permutation)]
+            case .softmax(let axis):
+                n.attribute = [attribute("axis", int: axis)]
             case .slice(let axis, let start, let end):
                 let name = fresh("\(node.name)/bounds")
                 proto.initializer.append(tensorProto(int64: [Int64(start)], shape: [1], name: name + "/starts"))

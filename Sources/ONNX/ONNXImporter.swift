@@ -24,7 +24,7 @@ public enum ONNXImporter {
     public static let supportedOperators: [String] = [
         "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
         "Div", "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
-        "MatMul", "MaxPool", "Mul", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Squeeze", "Sub", "Sum",
+        "MatMul", "MaxPool", "Mul", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Sub", "Sum",
         "Transpose", "Unsqueeze",
     ]
 
@@ -610,6 +610,31 @@ struct GraphConverter {
             return result
         case "Slice":
             return try sliceNodes(node, name: name)
+        case "Softmax":
+            // Before opset 13 Softmax normalises over all dimensions from `axis` on (default 1); from 13 over
+            // `axis` alone (default -1). The two agree when `axis` is the last dimension; otherwise the old
+            // form is a Flatten, a Softmax over the rows and a Reshape back.
+            try arity(inputs: 1...1)
+            let reader = try AttributeReader(node, name: name, allowed: ["axis"])
+            let axis = try reader.int("axis", default: opset < 13 ? 1 : -1)
+            guard opset < 13 else { return [Node(name: name, op: .softmax(axis: axis), inputs: [try dataInput(input(0))], outputs: [node.output[0]])] }
+            guard let rank = shape(of: input(0), probe: 0)?.count else {
+                throw ONNXError.cannotFold(node: name, op: op, reason: "the rank of its input '\(input(0))' is not known at import")
+            }
+            let a = axis < 0 ? axis + rank : axis
+            guard a >= 0, a < rank else { throw reader.unsupported("axis", value: "\(axis)", "out of range for rank \(rank)") }
+            if a == rank - 1 { return [Node(name: name, op: .softmax(axis: a), inputs: [try dataInput(input(0))], outputs: [node.output[0]])] }
+            let shapes = try Self.batchProbes.indices.map { probe in
+                guard let s = shape(of: input(0), probe: probe) else {
+                    throw ONNXError.cannotFold(node: name, op: op, reason: "the shape of its input '\(input(0))' is not known at import")
+                }
+                return s
+            }
+            let back = try batchRelativeTarget(shapes, input: node.output[0] + "/rows", allowZero: false, node: name, op: op)
+            let rows = node.output[0] + "/rows", normalized = node.output[0] + "/normalized"
+            return [Node(name: name + "/flatten", op: .flatten(axis: a), inputs: [try dataInput(input(0))], outputs: [rows]),
+                    Node(name: name, op: .softmax(axis: 1), inputs: [rows], outputs: [normalized]),
+                    Node(name: name + "/reshape", op: .reshape(shape: back, allowZero: false), inputs: [normalized], outputs: [node.output[0]])]
         case "Gemm":
             try arity(inputs: 2...3)
             let reader = try AttributeReader(node, name: name, allowed: ["alpha", "beta", "transA", "transB"])

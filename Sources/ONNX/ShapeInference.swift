@@ -117,6 +117,10 @@ func outputShape(of node: Node, operands: [[Int]?]) throws -> [Int] {
         var out = first
         out[a] = parts.map { $0[a] }.reduce(0, +)
         return out
+    case .softmax(let axis):
+        let x = try operand(0)
+        guard axis >= -x.count, axis < x.count else { throw fail("axis \(axis) is out of range for rank \(x.count)") }
+        return x
     case .slice(let axis, let start, let end):
         var x = try operand(0)
         guard axis >= 0, axis < x.count, start >= 0, start <= end, end <= x[axis] else {

@@ -95,4 +95,49 @@ public enum Activation {
             }
         }
     }
+
+    /// ONNX Softmax (opset 13): `exp(x - max) / Σ exp(x - max)` along `axis` (already normalised to
+    /// `0..<rank`), in Double for the sum so that the result does not depend on the length of the axis.
+    public static func softmax(_ x: Tensor, axis: Int) -> Tensor {
+        precondition(axis >= 0 && axis < x.rank, "axis \(axis) out of range for \(x.shape)")
+        let extent = x.shape[axis], inner = x.shape[(axis + 1)...].reduce(1, *)
+        let outer = x.shape[..<axis].reduce(1, *)
+        var y = x
+        y.withUnsafeMutableBufferPointer { buffer in
+            for o in 0..<outer {
+                for i in 0..<inner {
+                    let base = o * extent * inner + i
+                    var peak = -Float.infinity
+                    for k in 0..<extent { peak = Swift.max(peak, buffer[base + k * inner]) }
+                    var total = 0.0
+                    for k in 0..<extent {
+                        let e = exp(buffer[base + k * inner] - peak)
+                        buffer[base + k * inner] = e
+                        total += Double(e)
+                    }
+                    for k in 0..<extent { buffer[base + k * inner] = Float(Double(buffer[base + k * inner]) / total) }
+                }
+            }
+        }
+        return y
+    }
+
+    /// `y · (g − Σ g·y)` along `axis`, from the forward output `y = softmax(x)`.
+    public static func softmaxBackward(output y: Tensor, axis: Int, outputGradient g: Tensor) -> Tensor {
+        let extent = y.shape[axis], inner = y.shape[(axis + 1)...].reduce(1, *)
+        let outer = y.shape[..<axis].reduce(1, *)
+        var result = g
+        for o in 0..<outer {
+            for i in 0..<inner {
+                let base = o * extent * inner + i
+                var dot = 0.0
+                for k in 0..<extent { dot += Double(g.data[base + k * inner]) * Double(y.data[base + k * inner]) }
+                for k in 0..<extent {
+                    let j = base + k * inner
+                    result.data[j] = Float(Double(y.data[j]) * (Double(g.data[j]) - dot))
+                }
+            }
+        }
+        return result
+    }
 }

@@ -83,8 +83,12 @@ struct QuantizeCommand: ParsableCommand {
         print(String(format: "wrote %@ (%@, %@ W%dA%d) in %.1f s", output, chosen.rawValue, method.rawValue, wbits, abits, Date().timeIntervalSince(start)))
         if method.isPowerOfTwo {
             do {
-                _ = try IntegerEngine(network)
-                print("integer-only: yes (every node has an integer kernel; `rapq verify MODEL.rapq --data X` compares it with the simulation)")
+                let engine = try IntegerEngine(network)
+                if let step = engine.floatOutputStep {
+                    print("integer-only: yes up to the logits; \(step)")
+                } else {
+                    print("integer-only: yes (every node has an integer kernel; `rapq verify MODEL.rapq --data X` compares it with the simulation)")
+                }
             } catch {
                 print("integer-only: no: \(error)")
             }

@@ -62,6 +62,41 @@ final class GraphPatternTests: XCTestCase {
     func testBatchOneExportRunsAnyBatch() throws { try check("batch1_reshape") }
     func testReduceMeanOverHeightAndWidth() throws { try check("reduce_mean") }
     func testOpset9() throws { try check("opset9") }
+    func testSoftmaxOutput() throws { try check("softmax_output") }
+
+    /// Softmax over the channels of a 4-D tensor in opset 11 means over C, H and W together: imported as
+    /// Flatten, Softmax over the rows and Reshape back, it runs like the file says at any batch.
+    func testLegacySoftmaxOverSeveralAxes() throws {
+        let x = Tensor(shape: [2, 2, 1, 2], data: [0, 1, 2, 3, -1, 0, 1, 2])
+        func model(opset: Int64) -> Onnx_ModelProto {
+            var m = Onnx_ModelProto()
+            m.irVersion = 6
+            var o = Onnx_OperatorSetIdProto()
+            o.version = opset
+            m.opsetImport = [o]
+            var node = Onnx_NodeProto()
+            node.opType = "Softmax"; node.name = "sm"; node.input = ["x"]; node.output = ["y"]
+            m.graph.node = [node]
+            func info(_ name: String) -> Onnx_ValueInfoProto {
+                var v = Onnx_ValueInfoProto()
+                v.name = name
+                v.type.tensorType.elemType = 1
+                v.type.tensorType.shape.dim = [1, 2, 1, 2].map { d in var dim = Onnx_TensorShapeProto.Dimension(); dim.dimValue = Int64(d); return dim }
+                return v
+            }
+            m.graph.input = [info("x")]
+            m.graph.output = [info("y")]
+            return m
+        }
+        let legacy = try FloatModel(graph: ONNXImporter.graph(from: model(opset: 11), externalDataDirectory: nil)).predict(x)
+        let exps = x.data.map { exp(Double($0)) }
+        for sample in 0..<2 {
+            let total = exps[sample * 4 ..< sample * 4 + 4].reduce(0, +)
+            for k in 0..<4 { XCTAssertEqual(Double(legacy.data[sample * 4 + k]), exps[sample * 4 + k] / total, accuracy: 1e-6) }
+        }
+        let current = try FloatModel(graph: ONNXImporter.graph(from: model(opset: 13), externalDataDirectory: nil)).predict(x)
+        XCTAssertEqual(Double(current.data[0]), exp(0) / (exp(0) + exp(1)), accuracy: 1e-6)
+    }
 
     /// The fixed-batch export's Reshape [1, -1] is rewritten to keep the batch, and the input declared batch-free.
     func testBatchOneReshapeIsRewritten() throws {

@@ -95,7 +95,9 @@ extension IntegerEngine {
             for name in releaseAfter[index] { values[name] = nil }
         }
         guard let out = values[outputName] else { throw ExecutionError.unknownTensor(name: outputName) }
-        return IntegerRun(logits: dequantize(out), codes: codes, shapes: shapes)
+        var logits = dequantize(out)
+        if let axis = outputSoftmaxAxis { logits = Activation.softmax(logits, axis: axis < 0 ? axis + logits.rank : axis) }
+        return IntegerRun(logits: logits, codes: codes, shapes: shapes)
     }
 
     /// `q = clamp(round_half_even(x / s) + z)`: the only float-to-integer conversion of a run.

@@ -67,6 +67,9 @@ public struct IntegerEngine: Sendable {
     let inputName: String
     let inputQuantizer: SiteQuantizer
     let outputName: String
+    /// The axis of a Softmax that produces the graph output from `outputName` (computed in Float on the
+    /// dequantized logits: the one float step of a run, declared by `floatOutputStep`).
+    let outputSoftmaxAxis: Int?
 
     /// Plans `network` for integer execution; throws if a scale is not a power of two, a zero point not an
     /// integer, or an operator has no integer kernel.
@@ -99,7 +102,13 @@ public struct IntegerEngine: Sendable {
         guard let inputQuantizer = sites[input.name] else { throw IntegerEngineError.unquantizedInput(node: "(graph input)", tensor: input.name) }
         inputName = input.name
         self.inputQuantizer = inputQuantizer
-        outputName = output.name
+        if let last = graph.nodes.last(where: { $0.outputs.contains(output.name) }), case .softmax(let axis) = last.op {
+            outputName = last.inputs[0]
+            outputSoftmaxAxis = axis
+        } else {
+            outputName = output.name
+            outputSoftmaxAxis = nil
+        }
 
         var readers: [String: [Int]] = [:]
         for (i, node) in graph.nodes.enumerated() {
@@ -143,6 +152,7 @@ public struct IntegerEngine: Sendable {
 
         for (index, node) in graph.nodes.enumerated() where !skipped.contains(index) {
             let out = node.outputs.first ?? ""
+            if outputSoftmaxAxis != nil, node.outputs.contains(output.name) { continue }
             switch node.op {
             case .conv, .gemm:
                 guard let layer = network.layers[node.name] else {
@@ -291,5 +301,10 @@ public struct IntegerEngine: Sendable {
             let code = Int64(UniformQuantization.code(v, scale: s, zeroPoint: z, grid: site.quantizer.grid))
             return Int32(Swift.min(Swift.max(code, site.range.lowerBound), site.range.upperBound))
         }
+    }
+
+    /// The step of a run done in Float, if any: a Softmax at the output, on the dequantized logits.
+    public var floatOutputStep: String? {
+        outputSoftmaxAxis.map { "the output Softmax (axis \($0)) runs in Float on the dequantized logits" }
     }
 }

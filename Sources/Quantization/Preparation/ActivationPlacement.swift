@@ -94,7 +94,12 @@ public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUni
     let layers = graph.nodes.filter {
         switch $0.op { case .conv, .gemm, .matMul: return true; default: return false }
     }
-    let logits = Set(graph.outputs.map(\.name))
+    // The logits: the graph's outputs, or the input of a Softmax that produces one (probabilities are a float
+    // function of the logits; the integer engine computes them from the dequantized logits).
+    let logits = Set(graph.outputs.map { output in
+        guard let p = producer[output.name], case .softmax = p.op else { return output.name }
+        return p.inputs[0]
+    })
     var sites: [String] = []
     func add(_ tensor: String) {
         let s = source(tensor)
