@@ -19,7 +19,7 @@ struct QuantizeCommand: ParsableCommand {
     @Argument(help: "The FP32 ONNX model.")
     var model: String
 
-    @Option(help: "Calibration samples (.npy, batch first, preprocessed like the model's input).")
+    @Option(help: "Calibration samples: a .npy array (batch first, preprocessed like the model's input), a folder of JPEG/PNG images (recursively, sorted by path) or one image; images need --preset or explicit flags.")
     var calib: String
 
     @Option(help: "Weight bits (2-8).")
@@ -46,6 +46,9 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Seed for every random choice.")
     var seed: UInt64 = 0
 
+    @OptionGroup(title: "Images")
+    var images: ImageOptions
+
     @OptionGroup(title: "Reconstruction (brecq, naive-pot+recon, rapq, rapq-reference)")
     var reconstruction: ReconstructionArguments
 
@@ -68,7 +71,7 @@ struct QuantizeCommand: ParsableCommand {
         let outputURL = URL(fileURLWithPath: output)
         let chosen = format ?? ModelFormat(path: output)
         let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
-        let calibration = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: calib))
+        let calibration = try Samples(path: calib, options: images).tensor
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,
                                                       symmetricWeights: symmetric, activationSamples: activationSamples, seed: seed)
         configuration.residualInputBits = residualInputBits

@@ -1,0 +1,70 @@
+import Foundation
+import RAPQ
+import XCTest
+
+/// The commands on image folders: the same rows as the library's preprocessing, file names next to `run`'s
+/// output, labels from class folders, and named errors for bad images.
+extension CommandLineTests {
+    static var images: URL { root.appendingPathComponent("Tests/DataIOTests/Resources/images") }
+    static var slice: String { root.appendingPathComponent("Tests/GraphTests/Resources/lite0-slice.onnx").path }
+
+    /// A class-layout folder of three good images (two classes) in the scratch folder.
+    func imageFolder() throws -> URL {
+        let folder = scratch.appendingPathComponent("photos")
+        for (source, target) in [("rgb.jpg", "cat/1.jpg"), ("gray.png", "cat/2.png"), ("rgb.png", "dog/3.png")] {
+            let url = folder.appendingPathComponent(target)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: Self.images.appendingPathComponent(source), to: url)
+        }
+        return folder
+    }
+
+    func testRunOnImagesWritesOutputsAndNames() throws {
+        let folder = try imageFolder()
+        let out = scratch.appendingPathComponent("y.npy")
+        let (status, output) = try rapq(["run", Self.slice, "-i", folder.path, "--preset", "efficientnet-lite", "-o", out.path])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("read 3 images"), output)
+        let names = try String(contentsOf: scratch.appendingPathComponent("y.txt"), encoding: .utf8)
+        XCTAssertEqual(names, "cat/1.jpg\ncat/2.png\ndog/3.png\n")
+        // The same rows as the library's preprocessing written to a .npy and run from there.
+        let x = try ImageFolder(contentsOf: folder).load(.efficientNetLite).tensor
+        let npy = try writeNpy(x, "x.npy")
+        let reference = scratch.appendingPathComponent("reference.npy")
+        XCTAssertEqual(try rapq(["run", Self.slice, "-i", npy, "-o", reference.path]).status, 0)
+        XCTAssertEqual(try NumpyFile.readTensor(contentsOf: out), try NumpyFile.readTensor(contentsOf: reference))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("reference.txt").path), "no names for a .npy input")
+    }
+
+    func testBadImageInputIsANamedError() throws {
+        let folder = try imageFolder()
+        let out = scratch.appendingPathComponent("y.npy").path
+        try assertFails(["run", Self.slice, "-i", folder.path, "-o", out], saying: "images need a preprocessing", noFile: out)
+        try assertFails(["run", Self.slice, "-i", folder.path, "--preset", "imagenet", "-o", out], saying: "unknown preprocessing preset 'imagenet'", noFile: out)
+        try assertFails(["run", Self.slice, "-i", folder.path, "--preset", "raw", "-o", out], saying: "images of different sizes need", noFile: out)
+        try assertFails(["run", Self.slice, "-i", folder.path, "--preset", "torchvision", "--mean", "1,2", "-o", out], saying: "--mean '1,2' must be three numbers", noFile: out)
+        let empty = scratch.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        try assertFails(["run", Self.slice, "-i", empty.path, "--preset", "torchvision", "-o", out], saying: "holds no .jpg, .jpeg or .png file", noFile: out)
+        try FileManager.default.copyItem(at: Self.images.appendingPathComponent("truncated.jpg"), to: folder.appendingPathComponent("dog/4.jpg"))
+        try assertFails(["run", Self.slice, "-i", folder.path, "--preset", "torchvision", "-o", out], saying: "dog/4.jpg' is a damaged image", noFile: out)
+        let (status, output) = try rapq(["run", Self.slice, "-i", folder.path, "--preset", "torchvision", "--skip-bad-images", "-o", out])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("read 3 images") && output.contains("skipped 1 unreadable") && output.contains("skipped dog/4.jpg"), output)
+    }
+
+    /// eval takes labels from the class folders, or from a file naming the images.
+    func testEvalLabelsFromFoldersAndFiles() throws {
+        let folder = try imageFolder()
+        var (status, output) = try rapq(["eval", Self.slice, "--data", folder.path, "--preset", "torchvision", "--reference", Self.slice])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("labels: from the class folders"), output)
+        XCTAssertTrue(output.contains("top-1"), output)
+        let labels = scratch.appendingPathComponent("labels.txt")
+        try Data("1.jpg 0\n2.png 1\n3.png 2\n".utf8).write(to: labels)
+        (status, output) = try rapq(["eval", Self.slice, "--data", folder.path, "--preset", "torchvision", "--labels", labels.path])
+        XCTAssertEqual(status, 0, output)
+        try Data("1.jpg 0\n2.png 1\n5.png 2\n".utf8).write(to: labels)
+        try assertFails(["eval", Self.slice, "--data", folder.path, "--preset", "torchvision", "--labels", labels.path], saying: "gives a label to '5.png', which is not among the images")
+    }
+}
