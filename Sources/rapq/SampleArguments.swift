@@ -81,22 +81,30 @@ struct Samples {
     var classLabels: [Int64]?
 
     /// Reads `path`: a `.npy` array as it is, otherwise a folder of images (recursively, in sorted path
-    /// order) or one image file, preprocessed by `options`. Prints what was read.
-    init(path: String, options: ImageOptions) throws {
+    /// order) or one image file, preprocessed by `options`, each image followed by `augmentedCopies` random
+    /// resized crops (with flips) drawn from `seed`. Prints what was read.
+    init(path: String, options: ImageOptions, augmentedCopies: Int = 0, seed: UInt64 = 0) throws {
         let url = URL(fileURLWithPath: path)
         if url.pathExtension.lowercased() == "npy" {
+            guard augmentedCopies == 0 else { throw ValidationError("--augment crops images; \(path) is a .npy array, so give a folder of images or drop --augment") }
             tensor = try NumpyFile.readTensor(contentsOf: url)
             return
         }
         let preprocessing = try options.preprocessing()
+        var augmentation: Augmentation?
+        if augmentedCopies > 0 {
+            guard let crop = preprocessing.crop else { throw ValidationError("--augment needs a crop size: a preset with one, or --crop") }
+            augmentation = Augmentation(crop: RandomResizedCrop(size: crop, interpolation: preprocessing.interpolation), copies: augmentedCopies, seed: seed)
+        }
         let folder = try ImageFolder(contentsOf: url)
-        let batch = try folder.load(preprocessing, skipBadImages: options.skipBadImages)
+        let batch = try folder.load(preprocessing, skipBadImages: options.skipBadImages, augmentation: augmentation)
         tensor = batch.tensor
         files = batch.files
         allFiles = folder.files
         classLabels = batch.classLabels
         let shape = batch.tensor.shape.map(String.init).joined(separator: "x")
-        var line = "read \(batch.files.count) images from \(path) (\(options.preset ?? "explicit flags"): \(shape))"
+        var line = "read \(folder.files.count - batch.skipped.count) images from \(path) (\(options.preset ?? "explicit flags"): \(shape))"
+        if augmentedCopies > 0 { line += ", \(augmentedCopies) augmented crops each" }
         if !batch.skipped.isEmpty { line += ", skipped \(batch.skipped.count) unreadable" }
         if !folder.ignored.isEmpty { line += ", ignored \(folder.ignored.count) files that are not images" }
         print(line)

@@ -67,4 +67,17 @@ extension CommandLineTests {
         try Data("1.jpg 0\n2.png 1\n5.png 2\n".utf8).write(to: labels)
         try assertFails(["eval", Self.slice, "--data", folder.path, "--preset", "torchvision", "--labels", labels.path], saying: "gives a label to '5.png', which is not among the images")
     }
+
+    /// quantize calibrates on images, with seeded augmented crops added by --augment.
+    func testQuantizeOnImagesWithAugmentation() throws {
+        let folder = try imageFolder()
+        let out = scratch.appendingPathComponent("slice.rapq").path
+        let (status, output) = try rapq(["quantize", Self.slice, "--calib", folder.path, "--preset", "efficientnet-lite", "--augment", "2",
+                                         "--method", "pot-mse", "--wbits", "8", "--abits", "8", "-o", out])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("read 3 images") && output.contains("2 augmented crops each") && output.contains("9x3x224x224"), output)
+        let npyOut = scratch.appendingPathComponent("other.rapq").path
+        try assertFails(["quantize", Self.slice, "--calib", try writeNpy(Tensor(shape: [1, 3, 224, 224]), "x.npy"), "--augment", "1", "-o", npyOut],
+                        saying: "--augment crops images", noFile: npyOut)
+    }
 }

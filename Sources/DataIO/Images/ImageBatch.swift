@@ -13,6 +13,24 @@ public struct ImageBatch: Sendable {
     public var skipped: [(file: String, reason: String)]
 }
 
+/// Extra calibration samples: `copies` random resized crops (with flips) of every image, after its own sample.
+public struct Augmentation: Sendable {
+    /// The crop and flip.
+    public var crop: RandomResizedCrop
+    /// Augmented samples per image.
+    public var copies: Int
+    /// Seed of every draw; image i draws from SplitMix64(seed + i * 2^64 / golden ratio), i its index among
+    /// all the folder's files, so the samples do not depend on threads or on skipped images.
+    public var seed: UInt64
+
+    /// `copies` augmented samples per image from `seed`.
+    public init(crop: RandomResizedCrop, copies: Int, seed: UInt64) {
+        self.crop = crop
+        self.copies = copies
+        self.seed = seed
+    }
+}
+
 extension ImageFolder {
     /// Decodes every image, resizes and crops it (8 bits, as PIL), and normalises it into one tensor.
     ///
@@ -20,21 +38,34 @@ extension ImageFolder {
     /// error naming it, or with `skipBadImages` is left out and listed in `skipped`. Every image must
     /// reach the same size after the preprocessing's resize and crop. Images decode in parallel; errors are
     /// reported for the first bad file in sorted order, so the outcome does not depend on threads.
-    public func load(_ preprocessing: Preprocessing, skipBadImages: Bool = false) throws -> ImageBatch {
+    ///
+    /// With `augmentation`, each image's row is followed by `copies` rows of random resized crops (named
+    /// "FILE#augmented-k" in `files`); the crops have the preprocessing's crop size.
+    public func load(_ preprocessing: Preprocessing, skipBadImages: Bool = false, augmentation: Augmentation? = nil) throws -> ImageBatch {
         try preprocessing.validate()
-        var results = [Result<RGBImage, Error>?](repeating: nil, count: files.count)
+        if let augmentation, augmentation.crop.size != preprocessing.crop {
+            throw ImageError.invalidPreprocessing(reason: "augmented crops of \(augmentation.crop.size) pixels need a centre crop of the same size (--crop)")
+        }
+        var results = [Result<[RGBImage], Error>?](repeating: nil, count: files.count)
         results.withUnsafeMutableBufferPointer { slots in
             Parallel.forEach(files.count) { i in
                 slots[i] = Result {
                     let path = url(of: files[i]).path
-                    return try preprocessing.geometry(ImageDecoder.decode(contentsOf: url(of: files[i])), path: path)
+                    let decoded = try ImageDecoder.decode(contentsOf: url(of: files[i]))
+                    var images = [try preprocessing.geometry(decoded, path: path)]
+                    if let augmentation {
+                        var generator = SplitMix64(seed: augmentation.seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+                        for _ in 0..<augmentation.copies { images.append(augmentation.crop.apply(to: decoded, using: &generator)) }
+                    }
+                    return images
                 }
             }
         }
         var kept: [(file: String, image: RGBImage)] = [], skipped: [(file: String, reason: String)] = []
         for (file, result) in zip(files, results) {
             switch result! {
-            case .success(let image): kept.append((file, image))
+            case .success(let images):
+                for (k, image) in images.enumerated() { kept.append((k == 0 ? file : "\(file)#augmented-\(k)", image)) }
             case .failure(let error):
                 guard skipBadImages, Self.isUnreadable(error) else { throw error }
                 skipped.append((file, "\(error)"))
@@ -54,7 +85,7 @@ extension ImageFolder {
             }
         }
         let shape = preprocessing.layout == .nchw ? [kept.count, 3, height, width] : [kept.count, height, width, 3]
-        let labels = classes.map { _ in kept.map { Int64(classIndex(of: $0.file) ?? 0) } }
+        let labels = classes.map { _ in kept.map { Int64(classIndex(of: $0.file.components(separatedBy: "#augmented-")[0]) ?? 0) } }
         return ImageBatch(tensor: Tensor(shape: shape, data: data), files: kept.map(\.file), classLabels: labels, skipped: skipped)
     }
 
