@@ -15,7 +15,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Input: an array (.npy, float32/float64/uint8/int64, batch first), a folder of JPEG/PNG images (recursively, sorted by path) or one image; images need --preset or explicit flags.")
     var input: String
 
-    @Option(name: .shortAndLong, help: "Where to write the output array (.npy, float32).")
+    @Option(name: .shortAndLong, help: "Where to write the output array (.npy, float32); with images, the same name with .txt lists the file of each row.")
     var output: String
 
     @Option(help: "Images per forward pass (memory versus speed).")

@@ -42,6 +42,12 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertThrowsError(try LabelFile(contentsOf: labels).labels(for: images.files, allFiles: images.files)) { error in
             XCTAssertEqual(error as? ImageError, .missingLabel(labels: labels.path, name: "sub/two.jpg"))
         }
+        try Fixtures.copy([("gray.png", "other/two.jpg")], into: folder)
+        let more = try ImageFolder(contentsOf: folder)
+        try Data("# bare names\ntwo.jpg 7\n".utf8).write(to: labels)
+        XCTAssertThrowsError(try LabelFile(contentsOf: labels).labels(for: more.files, allFiles: more.files)) { error in
+            XCTAssertTrue("\(error)".contains("line 2") && "\(error)".contains("names 2 images"), "\(error)")
+        }
         try Data("one.png,seven\n two.jpg,x\n".utf8).write(to: labels)
         XCTAssertThrowsError(try LabelFile(contentsOf: labels)) { error in
             XCTAssertTrue("\(error)".contains("line 2"), "\(error)")

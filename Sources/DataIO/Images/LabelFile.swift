@@ -9,6 +9,8 @@ public struct LabelFile: Sendable {
     public var path: String
     /// (name, index) in file order.
     public var entries: [(name: String, index: Int64)]
+    /// The line of each entry in the file (1-based), for messages.
+    var lines: [Int] = []
 
     /// Reads and parses the label file at `url`.
     public init(contentsOf url: URL) throws {
@@ -34,6 +36,7 @@ public struct LabelFile: Sendable {
             }
             seenData = true
             entries.append((name, index))
+            lines.append(number + 1)
         }
         guard !entries.isEmpty else { throw ImageError.malformedLabels(path: path, line: 1, reason: "no entries") }
     }
@@ -43,10 +46,14 @@ public struct LabelFile: Sendable {
     /// folder's images before any were skipped) and every one of `files` needs an entry.
     public func labels(for files: [String], allFiles: [String]) throws -> [Int64] {
         var byPath: [String: Int64] = [:], byName: [String: Int64] = [:]
-        let known = Set(allFiles), knownNames = Set(allFiles.map { ($0 as NSString).lastPathComponent })
-        for (name, index) in entries {
+        let known = Set(allFiles)
+        let nameCounts = Dictionary(allFiles.map { (($0 as NSString).lastPathComponent, 1) }, uniquingKeysWith: +)
+        for ((name, index), line) in zip(entries, lines) {
             let cleaned = name.hasPrefix("./") ? String(name.dropFirst(2)) : name
-            if known.contains(cleaned) { byPath[cleaned] = index } else if !cleaned.contains("/"), knownNames.contains(cleaned) {
+            if known.contains(cleaned) { byPath[cleaned] = index } else if !cleaned.contains("/"), let count = nameCounts[cleaned] {
+                guard count == 1 else {
+                    throw ImageError.malformedLabels(path: path, line: line, reason: "'\(cleaned)' names \(count) images in different folders; give its path relative to the data folder")
+                }
                 byName[cleaned] = index
             } else {
                 throw ImageError.labelForMissingImage(labels: path, name: name)
