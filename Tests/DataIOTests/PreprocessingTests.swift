@@ -3,13 +3,12 @@ import Foundation
 import XCTest
 
 final class PreprocessingTests: XCTestCase {
-    /// Sizes that downscale (antialiased), upscale, change one side only, and reach 1 pixel. Pillow 13
-    /// (python-pillow/Pillow#9549) resamples vertically first when the height shrinks much more than the
-    /// width (e.g. 41 x 29 to 100 x 13), which moves some samples by 1; Pillow 12 and earlier, and Pillow 13
-    /// on every aspect-preserving resize, go horizontally first as `Resampling` does, so such sizes are left out.
-    static let sizes: [(width: Int, height: Int)] = [(17, 11), (35, 47), (142, 94), (8, 47), (1, 1), (30, 80), (90, 70)]
+    /// Sizes that downscale (antialiased), upscale, change one side only, reach 1 pixel, and shrink the
+    /// height much more than the width (Pillow 13 then resamples vertically first).
+    static let sizes: [(width: Int, height: Int)] = [(17, 11), (35, 47), (142, 94), (71, 20), (8, 47), (1, 1), (100, 13), (60, 29), (30, 80), (90, 70)]
 
-    /// PIL's resize, all three filters, bit for bit.
+    /// PIL's resize, all three filters, bit for bit (Pillow 13's pass order; with Pillow 12 or earlier the
+    /// vertical-first sizes differ by 1 in some samples).
     func testResizeMatchesPIL() throws {
         var jobs: [[String: Any]] = [], cases: [(String, Int, Int, ResamplingFilter)] = []
         for name in ["rgb.png", "rgb.jpg", "gray.png"] {
@@ -26,6 +25,26 @@ final class PreprocessingTests: XCTestCase {
             let image = Resampling.resize(try ImageDecoder.decode(contentsOf: Fixtures.image(name)), width: width, height: height, filter: filter)
             let differing = zip(image.floats, expected.data).filter { $0 != $1 }.count
             XCTAssertEqual(differing, 0, "\(name) -> \(width) x \(height) \(filter): \(differing) samples differ from PIL")
+        }
+    }
+
+    /// 40 seeded random sizes between 1 and 150 pixels per side, bilinear and bicubic, against PIL.
+    func testRandomSizesMatchPIL() throws {
+        var generator = SplitMix64(seed: 16)
+        let sizes = (0..<40).map { _ in (Int(generator.next() % 150) + 1, Int(generator.next() % 150) + 1) }
+        var jobs: [[String: Any]] = [], cases: [(Int, Int, ResamplingFilter)] = []
+        for (width, height) in sizes {
+            for filter in [ResamplingFilter.bilinear, .bicubic] {
+                jobs.append(["kind": "resize", "file": Fixtures.image("rgb.png").path, "width": width, "height": height, "filter": filter.rawValue])
+                cases.append((width, height, filter))
+            }
+        }
+        let references = try Fixtures.pil(jobs)
+        let image = try ImageDecoder.decode(contentsOf: Fixtures.image("rgb.png"))
+        for ((width, height, filter), reference) in zip(cases, references) {
+            guard case .array(let expected) = reference else { XCTFail("PIL refused: \(reference)"); continue }
+            let ours = Resampling.resize(image, width: width, height: height, filter: filter)
+            XCTAssertEqual(ours.floats, expected.data, "71 x 47 -> \(width) x \(height) \(filter)")
         }
     }
 
