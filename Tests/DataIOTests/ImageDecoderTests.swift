@@ -54,4 +54,21 @@ final class ImageDecoderTests: XCTestCase {
             XCTAssertGreaterThan(failures, bytes.count / 7 - 2, name)
         }
     }
+
+    /// Seeded random byte changes (1-8 bytes past the signature) give an image or an error, never a signal.
+    func testCorruptedBytesNeverCrash() throws {
+        var generator = SplitMix64(seed: 16)
+        for name in ["rgb.jpg", "progressive.jpg", "cmyk.jpg", "rgb.png", "palette.png", "rgb16.png"] {
+            let original = try Data(contentsOf: Fixtures.image(name))
+            var failures = 0
+            for _ in 0..<150 {
+                var bytes = [UInt8](original)
+                for _ in 0..<(1 + Int(generator.next() % 8)) {
+                    bytes[8 + Int(generator.next() % UInt64(bytes.count - 8))] = UInt8(truncatingIfNeeded: generator.next())
+                }
+                do { _ = try ImageDecoder.decode(Data(bytes), path: name) } catch { failures += 1 }
+            }
+            XCTAssertGreaterThan(failures, 0, "\(name): some corruptions must be detected")
+        }
+    }
 }
