@@ -71,7 +71,18 @@ def main():
         f.write(whole.getvalue()[: len(whole.getvalue()) // 2])
     with open(os.path.join(out, "not-an-image.jpg"), "w") as f:
         f.write("this is a text file with an image's extension\n")
-    print("wrote", len(os.listdir(out)), "files to", out)
+    # The first 20 Fashion-MNIST test images of models/ as 28 x 28 gray PNGs in class folders 0-9, named by
+    # their row: (pixel / 255 - 0.2860) / 0.3530 of these files gives models/fmnist-test-1k.npy's rows.
+    root = os.path.join(os.path.dirname(__file__), "..")
+    x = np.load(os.path.join(root, "models", "fmnist-test-1k.npy"))[:20, 0]
+    y = np.load(os.path.join(root, "models", "fmnist-test-1k-labels.npy"))[:20]
+    pixels = np.rint((x.astype(np.float64) * 0.3530 + 0.2860) * 255).astype(np.uint8)
+    assert np.array_equal(((pixels.astype(np.float32) / 255.0 - 0.2860) / 0.3530).astype(np.float32), x)
+    fmnist = os.path.join(out, "..", "fmnist")
+    for i, (img, label) in enumerate(zip(pixels, y)):
+        os.makedirs(os.path.join(fmnist, str(label)), exist_ok=True)
+        Image.fromarray(img, "L").save(os.path.join(fmnist, str(label), f"{i:04d}.png"))
+    print("wrote", len(os.listdir(out)), "files to", out, "and 20 Fashion-MNIST images to", os.path.normpath(fmnist))
 
 
 if __name__ == "__main__":

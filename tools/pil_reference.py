@@ -7,7 +7,8 @@ with the exception's text when PIL fails):
   {"kind": "decode", "file": F}                                   Image.open(F).convert("RGB"), uint8 HWC
   {"kind": "resize", "file": F, "width": W, "height": H, "filter": "nearest|bilinear|bicubic"}  uint8 HWC
   {"kind": "preset", "file": F, "resize": N|null, "crop": N|null, "filter": ..., "scale": S,
-   "mean": [3], "std": [3], "channels": "rgb|bgr", "layout": "nchw|nhwc"}                       float32
+   "mean": [3 or 1], "std": [3 or 1], "channels": "rgb|bgr|gray", "layout": "nchw|nhwc"}       float32
+  (gray: Image.open(F).convert("L") first, as a pipeline with torchvision's Grayscale or an "L" image)
 """
 import json
 import os
@@ -20,7 +21,7 @@ FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Imag
 
 
 def preset(job):
-    im = Image.open(job["file"]).convert("RGB")
+    im = Image.open(job["file"]).convert("L" if job["channels"] == "gray" else "RGB")
     if job["resize"]:
         # torchvision.transforms.Resize(int) on a PIL image: shorter side to N, longer int(N * long / short).
         size, (w, h) = job["resize"], im.size
@@ -33,6 +34,8 @@ def preset(job):
         left, top = int(round((w - c) / 2.0)), int(round((h - c) / 2.0))
         im = im.crop((left, top, left + c, top + c))
     x = np.asarray(im, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[..., None]
     if job["channels"] == "bgr":
         x = x[..., ::-1]
     x = x / np.float32(job["scale"])

@@ -20,16 +20,16 @@ struct ImageOptions: ParsableArguments {
     @Option(help: "Resize interpolation: nearest, bilinear or bicubic, as PIL's (overrides the preset).")
     var interpolation: ResamplingFilter?
 
-    @Option(help: "Per-channel mean a,b,c in the output channel order, subtracted after --scale (overrides the preset).")
+    @Option(help: "Per-channel mean a,b,c in the output channel order (one value with --channels gray), subtracted after --scale (overrides the preset).")
     var mean: String?
 
-    @Option(help: "Per-channel std a,b,c in the output channel order, dividing after the mean (overrides the preset).")
+    @Option(help: "Per-channel std a,b,c in the output channel order (one value with --channels gray), dividing after the mean (overrides the preset).")
     var std: String?
 
     @Option(help: "Divide the 0-255 pixel values by this first (255 gives 0-1; overrides the preset).")
     var scale: Float?
 
-    @Option(help: "Channel order of the model input: rgb or bgr (the preset's mean and std follow their colours).")
+    @Option(help: "Channels of the model input: rgb, bgr (the preset's mean and std follow their colours) or gray (one channel, PIL's convert('L') before the resize).")
     var channels: Preprocessing.ChannelOrder?
 
     @Option(help: "Layout of the model input: nchw or nhwc.")
@@ -54,19 +54,20 @@ struct ImageOptions: ParsableArguments {
         if let crop { p.crop = crop }
         if let interpolation { p.interpolation = interpolation }
         if let scale { p.scale = scale }
-        if let mean { p.mean = try Self.triple(mean, "--mean") }
-        if let std { p.std = try Self.triple(std, "--std") }
+        if let mean { p.mean = try Self.values(mean, "--mean") }
+        if let std { p.std = try Self.values(std, "--std") }
         if let layout { p.layout = layout }
         try p.validate()
         return p
     }
 
-    static func triple(_ text: String, _ flag: String) throws -> [Float] {
-        let values = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-        guard values.count == 3, let a = values[0], let b = values[1], let c = values[2] else {
-            throw ValidationError("\(flag) '\(text)' must be three numbers separated by commas, e.g. 0.485,0.456,0.406")
+    /// One number, or three separated by commas.
+    static func values(_ text: String, _ flag: String) throws -> [Float] {
+        let values = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == text.split(separator: ",").count, values.count == 3 || values.count == 1 else {
+            throw ValidationError("\(flag) '\(text)' must be three numbers separated by commas, e.g. 0.485,0.456,0.406 (one number with --channels gray)")
         }
-        return [a, b, c]
+        return values
     }
 }
 

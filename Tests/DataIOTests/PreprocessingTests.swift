@@ -61,8 +61,12 @@ final class PreprocessingTests: XCTestCase {
         nhwc.resize = 24; nhwc.crop = 20; nhwc.layout = .nhwc; nhwc.interpolation = .nearest
         settings.append(("torchvision nhwc nearest", nhwc))
         settings.append(("torchvision as bgr", Preprocessing.torchvision.reordered(to: .bgr)))
+        var gray = Preprocessing(resize: 30, crop: 24, interpolation: .bicubic, scale: 255, mean: [0.2860], std: [0.3530], channels: .gray)
+        settings.append(("gray (Fashion-MNIST values)", gray))
+        gray.layout = .nhwc; gray.interpolation = .bilinear
+        settings.append(("gray nhwc bilinear", gray))
         var jobs: [[String: Any]] = [], cases: [(String, String, Preprocessing)] = []
-        for name in ["rgb.png", "rgb.jpg", "gray.jpg", "progressive.jpg"] {
+        for name in ["rgb.png", "rgb.jpg", "gray.jpg", "progressive.jpg", "palette.png", "rgba.png"] {
             for (label, p) in settings {
                 jobs.append(["kind": "preset", "file": Fixtures.image(name).path, "resize": p.resize as Any? ?? NSNull(), "crop": p.crop as Any? ?? NSNull(),
                              "filter": p.interpolation.rawValue, "scale": Double(p.scale), "mean": p.mean.map(Double.init), "std": p.std.map(Double.init),
@@ -74,7 +78,7 @@ final class PreprocessingTests: XCTestCase {
         for ((name, label, p), reference) in zip(cases, references) {
             guard case .array(let expected) = reference else { XCTFail("PIL refused: \(reference)"); continue }
             let image = try p.geometry(ImageDecoder.decode(contentsOf: Fixtures.image(name)), path: name)
-            var values = [Float](repeating: .nan, count: image.pixels.count)
+            var values = [Float](repeating: .nan, count: image.width * image.height * p.channels.count)
             values.withUnsafeMutableBufferPointer { p.normalise(image, into: $0) }
             XCTAssertEqual(expected.data.count, values.count, "\(name) \(label)")
             let worst = zip(values, expected.data).map { abs($0 - $1) }.max() ?? .infinity

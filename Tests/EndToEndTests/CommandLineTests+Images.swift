@@ -80,4 +80,25 @@ extension CommandLineTests {
         try assertFails(["quantize", Self.slice, "--calib", try writeNpy(Tensor(shape: [1, 3, 224, 224]), "x.npy"), "--augment", "1", "-o", npyOut],
                         saying: "--augment crops images", noFile: npyOut)
     }
+
+    /// Gray PNGs of Fashion-MNIST test images in class folders give the bundled .npy's rows bit for bit
+    /// with --channels gray and the models' normalisation, and eval labels them from the folders.
+    func testGrayImagesReproduceTheFashionMNISTArrays() throws {
+        let folder = Self.root.appendingPathComponent("Tests/DataIOTests/Resources/fmnist")
+        let normalisation = Preprocessing(scale: 255, mean: [0.2860], std: [0.3530], channels: .gray)
+        let batch = try ImageFolder(contentsOf: folder).load(normalisation)
+        let rows = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: model("fmnist-test-1k.npy")))
+        let labels = try NumpyFile.readIntegers(contentsOf: URL(fileURLWithPath: model("fmnist-test-1k-labels.npy"))).values
+        XCTAssertEqual(batch.tensor.shape, [20, 1, 28, 28])
+        for (k, file) in batch.files.enumerated() {
+            let row = Int(URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent)!
+            XCTAssertEqual(Array(batch.tensor.data[(k * 784)..<((k + 1) * 784)]), Array(rows.data[(row * 784)..<((row + 1) * 784)]), file)
+            XCTAssertEqual(batch.classLabels?[k], labels[row], file)
+        }
+        let (status, output) = try rapq(["eval", model("fmnist-resnet.onnx"), "--data", folder.path, "--channels", "gray",
+                                         "--scale", "255", "--mean", "0.2860", "--std", "0.3530"])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("read 20 images") && output.contains("20x1x28x28") && output.contains("labels: from the class folders"), output)
+        XCTAssertTrue(output.contains("top-1"), output)
+    }
 }

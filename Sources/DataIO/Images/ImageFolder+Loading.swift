@@ -25,7 +25,8 @@ extension ImageFolder {
                     var images = [try preprocessing.geometry(decoded, path: path)]
                     if let augmentation {
                         var generator = SplitMix64(seed: augmentation.seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
-                        for _ in 0..<augmentation.copies { images.append(augmentation.crop.apply(to: decoded, using: &generator)) }
+                        let source = preprocessing.channels == .gray ? decoded.gray() : decoded
+                        for _ in 0..<augmentation.copies { images.append(augmentation.crop.apply(to: source, using: &generator)) }
                     }
                     return images
                 }
@@ -47,14 +48,14 @@ extension ImageFolder {
             throw ImageError.mixedSizes(path: url(of: odd.file).path, size: odd.image.sizeDescription,
                                         first: url(of: first.file).path, firstSize: first.image.sizeDescription)
         }
-        let plane = width * height * 3
+        let channels = preprocessing.channels.count, plane = width * height * channels
         var data = [Float](repeating: 0, count: kept.count * plane)
         data.withUnsafeMutableBufferPointer { target in
             Parallel.forEach(kept.count) { i in
                 preprocessing.normalise(kept[i].image, into: UnsafeMutableBufferPointer(rebasing: target[(i * plane)..<((i + 1) * plane)]))
             }
         }
-        let shape = preprocessing.layout == .nchw ? [kept.count, 3, height, width] : [kept.count, height, width, 3]
+        let shape = preprocessing.layout == .nchw ? [kept.count, channels, height, width] : [kept.count, height, width, channels]
         let labels = classes.map { _ in kept.map { Int64(classIndex(of: $0.file.components(separatedBy: "#augmented-")[0]) ?? 0) } }
         return ImageBatch(tensor: Tensor(shape: shape, data: data), files: kept.map(\.file), classLabels: labels, skipped: skipped)
     }

@@ -7,8 +7,14 @@ import Foundation
 /// `mean` and `std` are in the order of the output channels (after `channels`), as the frameworks state
 /// them (torchvision in RGB, Caffe in BGR).
 public struct Preprocessing: Sendable, Equatable {
-    /// Output channel order.
-    public enum ChannelOrder: String, Sendable, CaseIterable { case rgb, bgr }
+    /// Output channels: RGB, BGR, or one gray channel (PIL's `convert("L")`, taken before the resize as
+    /// a PIL pipeline on an "L" image does).
+    public enum ChannelOrder: String, Sendable, CaseIterable {
+        case rgb, bgr, gray
+
+        /// Channels of the model input.
+        public var count: Int { self == .gray ? 1 : 3 }
+    }
     /// Output layout of a batch: channels first (N, C, H, W) or last (N, H, W, C).
     public enum Layout: String, Sendable, CaseIterable { case nchw, nhwc }
 
@@ -31,7 +37,7 @@ public struct Preprocessing: Sendable, Equatable {
     /// Output layout.
     public var layout: Layout
 
-    /// A preprocessing; `mean` and `std` hold 3 values in output channel order.
+    /// A preprocessing; `mean` and `std` hold one value per output channel, in output channel order.
     public init(resize: Int? = nil, crop: Int? = nil, interpolation: ResamplingFilter = .bilinear, scale: Float = 1,
                 mean: [Float] = [0, 0, 0], std: [Float] = [1, 1, 1], channels: ChannelOrder = .rgb, layout: Layout = .nchw) {
         self.resize = resize
@@ -48,27 +54,36 @@ public struct Preprocessing: Sendable, Equatable {
     public func validate() throws {
         if let resize, resize < 1 { throw ImageError.invalidPreprocessing(reason: "--resize \(resize) must be at least 1") }
         if let crop, crop < 1 { throw ImageError.invalidPreprocessing(reason: "--crop \(crop) must be at least 1") }
-        guard mean.count == 3, std.count == 3 else {
-            throw ImageError.invalidPreprocessing(reason: "--mean and --std need three values each (got \(mean.count) and \(std.count))")
+        guard mean.count == channels.count, std.count == channels.count else {
+            throw ImageError.invalidPreprocessing(reason: "--mean and --std need \(channels.count) value\(channels.count == 1 ? "" : "s") each for --channels \(channels.rawValue) (got \(mean.count) and \(std.count))")
         }
         guard std.allSatisfy({ $0 != 0 && $0.isFinite }), mean.allSatisfy(\.isFinite), scale.isFinite, scale != 0 else {
             throw ImageError.invalidPreprocessing(reason: "--std must be finite and non-zero, --mean and --scale finite (scale non-zero)")
         }
     }
 
-    /// The same preprocessing with the other channel order; mean and std follow their colours.
+    /// The same preprocessing with other output channels: between RGB and BGR mean and std follow their
+    /// colours; to gray, three equal values become one (otherwise they are kept, and `validate` asks for one).
     public func reordered(to order: ChannelOrder) -> Preprocessing {
         guard order != channels else { return self }
         var copy = self
         copy.channels = order
-        copy.mean = mean.reversed()
-        copy.std = std.reversed()
+        if order == .gray {
+            if Set(mean).count == 1 { copy.mean = [mean[0]] }
+            if Set(std).count == 1 { copy.std = [std[0]] }
+        } else if channels == .gray {
+            copy.mean = Array(repeating: mean[0], count: 3)
+            copy.std = Array(repeating: std[0], count: 3)
+        } else {
+            copy.mean = mean.reversed()
+            copy.std = std.reversed()
+        }
         return copy
     }
 
     /// The image after resize and crop (8 bits, as PIL returns it); `path` names it in errors.
     public func geometry(_ image: RGBImage, path: String) throws -> RGBImage {
-        var image = image
+        var image = channels == .gray ? image.gray() : image
         if let resize {
             let (width, height) = Self.shorterSide(image.width, image.height, to: resize)
             image = Resampling.resize(image, width: width, height: height, filter: interpolation)
@@ -82,18 +97,18 @@ public struct Preprocessing: Sendable, Equatable {
         return image
     }
 
-    /// Writes the normalised values of `image` (already resized and cropped) into `target`, in `layout`
-    /// (C, H, W or H, W, C) and `channels` order.
+    /// Writes the normalised values of `image` (from `geometry`) into `target`, in `layout` (C, H, W or
+    /// H, W, C) and `channels` order; `target` holds width * height * channels.count values.
     public func normalise(_ image: RGBImage, into target: UnsafeMutableBufferPointer<Float>) {
-        let plane = image.width * image.height
-        precondition(target.count == plane * 3, "normalise: target holds \(target.count) values for \(plane * 3)")
-        let order = channels == .rgb ? [0, 1, 2] : [2, 1, 0]
+        let plane = image.width * image.height, count = channels.count
+        precondition(target.count == plane * count, "normalise: target holds \(target.count) values for \(plane * count)")
+        let order = channels == .bgr ? [2, 1, 0] : [0, 1, 2]
         image.pixels.withUnsafeBufferPointer { source in
-            for c in 0..<3 {
+            for c in 0..<count {
                 let from = order[c], m = mean[c], s = std[c], k = scale
                 for p in 0..<plane {
                     let y = (Float(source[3 * p + from]) / k - m) / s
-                    target[layout == .nchw ? c * plane + p : 3 * p + c] = y
+                    target[layout == .nchw ? c * plane + p : count * p + c] = y
                 }
             }
         }

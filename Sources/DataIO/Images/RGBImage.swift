@@ -44,4 +44,15 @@ public struct RGBImage: Sendable, Equatable {
         }
         return RGBImage(width: width, height: height, pixels: out)
     }
+
+    /// The image as gray in all three channels, PIL's `convert("L")` of RGB (ITU-R 601-2 luma in 16-bit
+    /// fixed point): L = (19595 R + 38470 G + 7471 B + 2^15) >> 16.
+    public func gray() -> RGBImage {
+        var out = pixels
+        for p in 0..<(width * height) {
+            let l = (19595 * Int(pixels[3 * p]) + 38470 * Int(pixels[3 * p + 1]) + 7471 * Int(pixels[3 * p + 2]) + 0x8000) >> 16
+            out[3 * p] = UInt8(l); out[3 * p + 1] = UInt8(l); out[3 * p + 2] = UInt8(l)
+        }
+        return RGBImage(width: width, height: height, pixels: out)
+    }
 }
