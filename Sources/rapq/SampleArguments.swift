@@ -88,6 +88,9 @@ struct Samples {
         let url = URL(fileURLWithPath: path)
         if url.pathExtension.lowercased() == "npy" {
             guard augmentedCopies == 0 else { throw ValidationError("--augment crops images; \(path) is a .npy array, so give a folder of images or drop --augment") }
+            if options.preset != nil || options.hasExplicitFlags {
+                FileHandle.standardError.write(Data("note: \(path) is a .npy array and is used as it is; --preset and the image flags apply to images only\n".utf8))
+            }
             tensor = try NumpyFile.readTensor(contentsOf: url)
             return
         }
