@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the small test images of Tests/DataIOTests/Resources/images (deterministic; needs numpy and pillow).
 
-Each covers one decoding case: 8-bit RGB, gray and palette PNG, alpha, 4-bit gray, 16-bit colour and
+Each covers one decoding case: 8-bit RGB, interlaced, gray and palette PNG, alpha, 4-bit gray, 16-bit colour and
 16-bit gray PNG, baseline / progressive / 4:4:4 / grayscale / CMYK JPEG, a truncated JPEG and a file that
 is not an image. Usage: tools/make_test_images.py [--out DIR]
 """
@@ -38,6 +38,22 @@ def png16(arr, color_type):
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
+def png8_interlaced(arr):
+    """An 8-bit RGB Adam7-interlaced PNG written by hand (PIL cannot write interlaced PNG): arr (h, w, 3)."""
+    h, w = arr.shape[:2]
+    raw = b""
+    for x0, y0, dx, dy in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]:
+        sub = arr[y0::dy, x0::dx]
+        if sub.size:
+            raw += b"".join(b"\x00" + row.tobytes() for row in sub)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1))
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Tests", "DataIOTests", "Resources", "images"))
@@ -65,6 +81,8 @@ def main():
         f.write(png16(wide, 2))
     with open(os.path.join(out, "gray16.png"), "wb") as f:
         f.write(png16(wide[..., :1], 0))
+    with open(os.path.join(out, "interlaced.png"), "wb") as f:
+        f.write(png8_interlaced(photo_like(29, 37, 13)))
     whole = io.BytesIO()
     Image.fromarray(photo_like(40, 40, 12)).save(whole, "JPEG", quality=90)
     with open(os.path.join(out, "truncated.jpg"), "wb") as f:

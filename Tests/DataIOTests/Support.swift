@@ -11,7 +11,7 @@ enum Fixtures {
     static func image(_ name: String) -> URL { images.appendingPathComponent(name) }
 
     /// Images that decode (the others are the bad-input cases).
-    static let decodable = ["rgb.png", "rgb.jpg", "rgb-444.jpg", "progressive.jpg", "gray.png", "gray.jpg", "gray4.png",
+    static let decodable = ["rgb.png", "interlaced.png", "rgb.jpg", "rgb-444.jpg", "progressive.jpg", "gray.png", "gray.jpg", "gray4.png",
                             "rgba.png", "gray-alpha.png", "palette.png", "cmyk.jpg", "rgb16.png"]
 
     /// A Python with numpy and PIL: `RAPQ_PYTHON`, else the project's `.venv-tools`, else `python3`.
