@@ -42,6 +42,16 @@ final class ImageDecoderTests: XCTestCase {
         }
     }
 
+    /// Other image formats are named in the refusal.
+    func testOtherFormatsAreNamed() {
+        for (bytes, kind) in [("BM\u{0}\u{0}", "BMP"), ("GIF89a", "GIF"), ("RIFF\u{0}\u{0}\u{0}\u{0}WEBPVP8 ", "WebP"), ("P6\n4 4\n255\n", "PNM")] {
+            XCTAssertThrowsError(try ImageDecoder.decode(Data(bytes.utf8), path: "x")) { error in
+                guard case .unsupported(_, let text) = error as? ImageError else { return XCTFail("\(error)") }
+                XCTAssertTrue(text.contains(kind), text)
+            }
+        }
+    }
+
     /// Cut at every length, a JPEG and a PNG give an error (or, for a cut inside the final marker, an
     /// image), never a signal.
     func testEveryTruncationIsAnError() throws {

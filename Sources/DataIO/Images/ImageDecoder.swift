@@ -35,9 +35,24 @@ public enum ImageDecoder {
         return try decode(bytes, path: url.path)
     }
 
+    /// The name of another image format from a file's first bytes (BMP, GIF, WebP, TIFF, PNM), for messages.
+    static func otherFormat(of bytes: Data) -> String? {
+        let head = [UInt8](bytes.prefix(12))
+        func starts(_ text: String) -> Bool { head.starts(with: Array(text.utf8)) }
+        if starts("BM") { return "a BMP image" }
+        if starts("GIF8") { return "a GIF image" }
+        if starts("RIFF"), head.count >= 12, Array(head[8..<12]) == Array("WEBP".utf8) { return "a WebP image" }
+        if starts("II*\u{0}") || starts("MM\u{0}*") { return "a TIFF image" }
+        if head.count >= 2, head[0] == UInt8(ascii: "P"), (UInt8(ascii: "1")...UInt8(ascii: "6")).contains(head[1]) { return "a PNM (PPM/PGM/PBM) image" }
+        return nil
+    }
+
     /// Decodes a JPEG or PNG file's bytes to RGB; `path` names the file in errors.
     public static func decode(_ bytes: Data, path: String) throws -> RGBImage {
-        guard let format = format(of: bytes) else { throw ImageError.notAnImage(path: path) }
+        guard let format = format(of: bytes) else {
+            if let other = otherFormat(of: bytes) { throw ImageError.unsupported(path: path, kind: other + " (this tool reads JPEG and PNG)") }
+            throw ImageError.notAnImage(path: path)
+        }
         var decoded = rapq_decoded_image()
         let status = bytes.withUnsafeBytes { raw -> rapq_image_status in
             let base = raw.bindMemory(to: UInt8.self).baseAddress!

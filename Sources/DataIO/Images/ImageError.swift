@@ -36,7 +36,7 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
         case .damaged(let path, let reason):
             return "'\(path)' is a damaged image: \(reason); replace it or pass --skip-bad-images"
         case .unsupported(let path, let kind):
-            return "'\(path)' is \(kind), which is not converted; convert it to 8-bit RGB (e.g. with PIL: Image.open(f).convert('RGB').save(...)) or pass --skip-bad-images"
+            return "'\(path)' is \(kind), which is not converted; convert it to an 8-bit RGB PNG or JPEG (e.g. with PIL: Image.open(f).convert('RGB').save('f.png')) or pass --skip-bad-images"
         case .tooLarge(let path, let reason):
             return "'\(path)' is too large: \(reason); downscale it first or pass --skip-bad-images"
         case .emptyFolder(let path):
