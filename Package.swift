@@ -18,6 +18,12 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CPNG", providers: [.apt(["libpng-dev"])]),
+        // The decoders' C side: each decode runs behind one setjmp, so libjpeg's and libpng's longjmp on an
+        // error never crosses Swift frames.
+        .target(name: "ImageCodecs", dependencies: ["CJPEG", "CPNG"],
+                linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
         .target(name: "DepthwiseAVX2", swiftSettings: optimizedInDebug + avx2),
         .target(name: "TensorKernels", dependencies: ["CBLAS", "CMalloc", "DepthwiseAVX2"], exclude: ["README.md"],
                 swiftSettings: optimizedInDebug),
@@ -27,7 +33,7 @@ let package = Package(
             dependencies: ["Graph", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["onnx-subset.proto", "README.md"]
         ),
-        .target(name: "DataIO", dependencies: ["TensorKernels"], exclude: ["README.md"]),
+        .target(name: "DataIO", dependencies: ["TensorKernels", "ImageCodecs"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
         .target(name: "Quantization", dependencies: ["Graph", "ONNX", "DataIO"], exclude: ["README.md", "Export/README.md", "Integer/README.md"],
                 swiftSettings: optimizedInDebug),
         .target(name: "Reconstruction", dependencies: ["Quantization", "DataIO"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
@@ -45,6 +51,7 @@ let package = Package(
             dependencies: ["RAPQ"]
         ),
         .testTarget(name: "TensorKernelsTests", dependencies: ["TensorKernels"]),
+        .testTarget(name: "DataIOTests", dependencies: ["DataIO"], exclude: ["Resources"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNX", "DataIO"], resources: [.copy("Resources")]),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Graph"], resources: [.copy("Resources")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "DataIO", "ONNX"]),

@@ -5,6 +5,7 @@
 //   rapq-bench integer --model M.rapq --reference FP32.onnx [--batch 32] [--runs 5] [--input X.npy]
 //   rapq-bench memory  --model M.onnx|M.rapq [--batch 32] [--input X.npy] [--integer]
 //   rapq-bench recon   [--block resnet|inverted-residual|all] [--batch 32] [--iters 10] [--reps 5] [--samples 128] [--profile]
+//   rapq-bench images  --data DIR --preset NAME [--runs 3] [--output X.npy]
 //
 // Each measurement prints one JSON line (prefixed by nothing, so `grep '^{'` selects them) and one
 // human-readable line (prefixed by "# "). Times are medians over the timed repetitions after warm-up.
@@ -134,6 +135,7 @@ usage: rapq-bench kernels [--reps 7]
        rapq-bench integer --model M.rapq --reference FP32.onnx [--batch 32] [--runs 5] [--input X.npy]
        rapq-bench memory  --model M.onnx|M.rapq [--batch 32] [--input X.npy] [--integer]
        rapq-bench recon   [--block resnet|inverted-residual|all] [--batch 32] [--iters 10] [--reps 5] [--samples 128] [--profile]
+       rapq-bench images  --data DIR --preset NAME [--runs 3] [--output X.npy]   (X.txt gets the file of each row)
 """
 
 /// A random tensor with a fixed seed (values in [-1, 1)).
@@ -564,6 +566,28 @@ func runRecon(_ options: Options) throws {
     }
 }
 
+// MARK: - images
+
+/// Decoding and preprocessing speed of a folder of images with a preset; optionally writes the batch (and
+/// the file of each row) for benchmarks/compare_preprocessing.py to compare with PIL.
+func runImages(_ options: Options) throws {
+    let folder = try ImageFolder(contentsOf: URL(fileURLWithPath: try options.string("data")))
+    let name = try options.string("preset")
+    let preprocessing = try Preprocessing.preset(named: name)
+    var batch: ImageBatch?
+    let times = try timeRuns(warmup: 0, reps: try options.int("runs", 3)) { batch = try folder.load(preprocessing) }
+    let images = batch!.files.count
+    emit([("bench", "images"), ("preset", name), ("images", images), ("median_s", median(times)),
+          ("images_per_s", Double(images) / median(times))] + environmentFields())
+    say(String(format: "images: %d files, preset %@, %.3f s median (%.1f images/s)", images, name, median(times), Double(images) / median(times)))
+    if let output = options.values["output"] {
+        let url = URL(fileURLWithPath: output)
+        try NumpyFile.write(batch!.tensor, to: url)
+        try AtomicFile.write(Data(batch!.files.map { folder.url(of: $0).path + "\n" }.joined().utf8),
+                             to: url.deletingPathExtension().appendingPathExtension("txt"))
+    }
+}
+
 // MARK: - main
 
 let arguments = CommandLine.arguments
@@ -577,6 +601,7 @@ do {
     case "integer": try runInteger(Options(rest, flagNames: []))
     case "memory": try runMemory(Options(rest, flagNames: ["integer"]))
     case "recon": try runRecon(Options(rest, flagNames: ["profile"]))
+    case "images": try runImages(Options(rest, flagNames: []))
     case "-h", "--help", "help": print(usageText)
     default: throw BenchError.usage("unknown subcommand '\(arguments[1])'")
     }

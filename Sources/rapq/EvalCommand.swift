@@ -12,10 +12,10 @@ struct EvalCommand: ParsableCommand {
     @Argument(help: "An FP32 .onnx model or a quantized .rapq model.")
     var model: String
 
-    @Option(help: "Samples (.npy, batch first).")
+    @Option(help: "Samples: a .npy array (batch first), a folder of JPEG/PNG images (recursively, sorted by path) or one image; images need --preset or explicit flags.")
     var data: String
 
-    @Option(help: "Labels (.npy, integer class per sample).")
+    @Option(help: "Labels: a .npy (integer class per sample), or a text/CSV file of 'FILE,INDEX' lines naming the images. Without it, images in class folders (ImageNet layout, as torchvision's ImageFolder) are labelled by the folder's index in sorted order.")
     var labels: String?
 
     @Option(help: "FP32 ONNX model whose predictions to compare with.")
@@ -30,20 +30,17 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Also write the logits to this .npy file.")
     var saveLogits: String?
 
+    @OptionGroup(title: "Images")
+    var images: ImageOptions
+
     @Option(help: "With --integer: write each activation site's codes to DIR/SITE.npy ('/' in a name becomes '_'), to compare with another runtime tensor by tensor.")
     var saveCodes: String?
 
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
-        let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: data))
-        var labelValues: [Int64]?
-        if let labels {
-            let (shape, values) = try NumpyFile.readIntegers(contentsOf: URL(fileURLWithPath: labels))
-            guard shape.first == x.shape.first, values.count == x.shape[0] else {
-                throw ValidationError("--labels has \(values.count) entries (shape \(shape)) but --data has \(x.shape.first ?? 0) samples")
-            }
-            labelValues = values
-        }
+        let samples = try Samples(path: data, options: images)
+        let x = samples.tensor
+        let labelValues = try samples.labels(from: labels)
         let loaded = try LoadedModel(path: model)
         if let saveCodes {
             guard integer, case .quantized(let network) = loaded else { throw ValidationError("--save-codes needs --integer and a quantized .rapq model") }

@@ -19,7 +19,7 @@ struct QuantizeCommand: ParsableCommand {
     @Argument(help: "The FP32 ONNX model.")
     var model: String
 
-    @Option(help: "Calibration samples (.npy, batch first, preprocessed like the model's input).")
+    @Option(help: "Calibration samples: a .npy array (batch first, preprocessed like the model's input), a folder of JPEG/PNG images (recursively, sorted by path) or one image; images need --preset or explicit flags.")
     var calib: String
 
     @Option(help: "Weight bits (2-8).")
@@ -46,6 +46,12 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Seed for every random choice.")
     var seed: UInt64 = 0
 
+    @OptionGroup(title: "Images")
+    var images: ImageOptions
+
+    @Option(help: "With images: add N random resized crops (torchvision's RandomResizedCrop, area 8-100%, aspect 3/4-4/3, to the crop size) with random horizontal flips of every image to the calibration samples, drawn from --seed.")
+    var augment: Int = 0
+
     @OptionGroup(title: "Reconstruction (brecq, naive-pot+recon, rapq, rapq-reference)")
     var reconstruction: ReconstructionArguments
 
@@ -59,6 +65,7 @@ struct QuantizeCommand: ParsableCommand {
         for (name, bits) in [("--wbits", wbits), ("--abits", abits), ("--first-last-bits", firstLastBits)] where !(2...8).contains(bits) {
             throw ValidationError("\(name) \(bits) is out of range; use 2 to 8")
         }
+        guard augment >= 0 else { throw ValidationError("--augment must be 0 or more") }
         guard activationSamples > 0 else { throw ValidationError("--activation-samples must be at least 1") }
         if let residualInputBits, residualInputBits != 0 && !(2...8).contains(residualInputBits) {
             throw ValidationError("--residual-input-bits must be 0 or 2 to 8")
@@ -70,7 +77,7 @@ struct QuantizeCommand: ParsableCommand {
         let outputURL = URL(fileURLWithPath: output)
         let chosen = format ?? ModelFormat(path: output)
         let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
-        let calibration = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: calib))
+        let calibration = try Samples(path: calib, options: images, augmentedCopies: augment, seed: seed).tensor
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,
                                                       symmetricWeights: symmetric, activationSamples: activationSamples, seed: seed)
         configuration.residualInputBits = residualInputBits ?? (chosen == .qdq ? 8 : 0)

@@ -6,27 +6,40 @@ import RAPQ
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a model in FP32 on a .npy input and write its first output to a .npy file."
+        abstract: "Run a model in FP32 on a .npy input or images and write its first output to a .npy file."
     )
 
     @Argument(help: "The ONNX model file.")
     var model: String
 
-    @Option(name: .shortAndLong, help: "Input array (.npy, float32/float64/uint8/int64), batch first.")
+    @Option(name: .shortAndLong, help: "Input: an array (.npy, float32/float64/uint8/int64, batch first), a folder of JPEG/PNG images (recursively, sorted by path) or one image; images need --preset or explicit flags.")
     var input: String
 
-    @Option(name: .shortAndLong, help: "Where to write the output array (.npy, float32).")
+    @Option(name: .shortAndLong, help: "Where to write the output array (.npy, float32); with images, the same name with .txt lists the file of each row.")
     var output: String
 
     @Option(help: "Images per forward pass (memory versus speed).")
     var batch: Int = 32
 
+    @OptionGroup(title: "Images")
+    var images: ImageOptions
+
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
         let network = try FloatModel(contentsOf: URL(fileURLWithPath: model))
-        let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: input))
-        let y = try network.predict(x, batchSize: batch)
+        let samples = try Samples(path: input, options: images)
+        let y = try network.predict(samples.tensor, batchSize: batch)
         try NumpyFile.write(y, to: URL(fileURLWithPath: output))
         print("wrote \(output): shape \(y.shape.map(String.init).joined(separator: "x"))")
+        if let files = samples.files {
+            let names = Self.namesURL(for: URL(fileURLWithPath: output))
+            try AtomicFile.write(Data(files.map { $0 + "\n" }.joined().utf8), to: names)
+            print("wrote \(names.path): the image of each output row, in order")
+        }
+    }
+
+    /// The file listing the images row by row: the output's path with `.txt` for its extension.
+    static func namesURL(for output: URL) -> URL {
+        output.pathExtension.isEmpty ? output.appendingPathExtension("txt") : output.deletingPathExtension().appendingPathExtension("txt")
     }
 }

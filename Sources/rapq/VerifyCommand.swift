@@ -13,8 +13,11 @@ struct VerifyCommand: ParsableCommand {
     @Argument(help: "A quantized .rapq model.")
     var model: String
 
-    @Option(help: "Samples (.npy) on which to compare the integer engine with the simulation.")
+    @Option(help: "Samples on which to compare the integer engine with the simulation: a .npy array, a folder of JPEG/PNG images or one image (images need --preset or explicit flags).")
     var data: String?
+
+    @OptionGroup(title: "Images")
+    var images: ImageOptions
 
     @Option(help: "Samples per forward pass.")
     var batch: Int = 16
@@ -24,7 +27,7 @@ struct VerifyCommand: ParsableCommand {
             throw ValidationError("verify reads the tool's .rapq format; quantize with `-o MODEL.rapq` (or `--format rapq`) and verify that file")
         }
         let network = try RAPQFile.read(contentsOf: URL(fileURLWithPath: model))
-        let x = try data.map { try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: $0)) }
+        let x = try data.map { try Samples(path: $0, options: images).tensor }
         let report = VerificationReport(network: network, data: x, batchSize: batch)
         print(report.text)
         if !report.passed { throw ExitCode(1) }

@@ -1,0 +1,2 @@
+// The PNG library of the system: libpng 1.6 (Debian: libpng-dev).
+#include <png.h>
