@@ -17,6 +17,7 @@ the input), for Tests/EndToEndTests/GraphPatternTests.swift:
   reduce_mean       ReduceMean over H and W (keepdims 0) instead of GlobalAveragePool
   opset9            opset 9: Clip bounds and Unsqueeze axes as attributes, Sum of three tensors
   softmax_output    opset 11: the classifier ends in Softmax (Caffe2 and ONNX-zoo files)
+  gap_logits        SqueezeNet's head: the logits are a global average of a 1x1 convolution's output
 """
 import os
 import sys
@@ -210,8 +211,17 @@ def softmax_output():
     return model(n, i, opset=11)
 
 
+def gap_logits():
+    n, i = [], [weight("w1", [8, 3, 3, 3]), vector("b1", 8), weight("w2", [5, 8, 1, 1]), vector("b2", 5)]
+    n += [conv("x", "c1", "w1", "b1"), helper.make_node("Relu", ["c1"], ["r1"], name="r1"),
+          conv("r1", "c2", "w2", "b2", k=1), helper.make_node("Relu", ["c2"], ["r2"], name="r2"),
+          helper.make_node("GlobalAveragePool", ["r2"], ["g"], name="gap"),
+          helper.make_node("Flatten", ["g"], ["logits"], name="flat", axis=1)]
+    return model(n, i)
+
+
 PATTERNS = [se_block, hardswish_block, silu_block, inception, dense_bn, channel_shuffle, identity_bias,
-            batch1_reshape, reduce_mean, opset9, softmax_output]
+            batch1_reshape, reduce_mean, opset9, softmax_output, gap_logits]
 
 
 def main():

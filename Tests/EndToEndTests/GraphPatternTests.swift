@@ -63,6 +63,7 @@ final class GraphPatternTests: XCTestCase {
     func testReduceMeanOverHeightAndWidth() throws { try check("reduce_mean") }
     func testOpset9() throws { try check("opset9") }
     func testSoftmaxOutput() throws { try check("softmax_output") }
+    func testLogitsFromGlobalAveragePool() throws { try check("gap_logits") }
 
     /// Softmax over the channels of a 4-D tensor in opset 11 means over C, H and W together: imported as
     /// Flatten, Softmax over the rows and Reshape back, it runs like the file says at any batch.

@@ -53,6 +53,8 @@ extension IntegerEngine {
                 result = .codes(IntegerPooling.maxPool(try codeOperand(input, node: "MaxPool"), window: window))
             case .averagePool(let window, let includePad, let input, let site):
                 result = .codes(IntegerPooling.averagePool(try operand(input), window: window, countIncludePad: includePad, site: site))
+            case .globalAverageSum(let input, _):
+                result = .accumulator(IntegerPooling.globalAverageSum(try operand(input)))
             case .globalAveragePool(let input, let site):
                 result = .codes(IntegerPooling.globalAveragePool(try operand(input), site: site))
             case .reshape(let node, let op, let input, _):
@@ -124,7 +126,7 @@ extension IntegerEngine {
         case .accumulator(let t):
             let scales = t.exponents.map(PowerOfTwo.double)
             return Tensor(shape: t.shape, data: t.values.indices.map { i in
-                Float(Double(t.values[i]) * scales[(i / t.inner) % scales.count])
+                Float(Double(t.values[i]) * scales[(i / t.inner) % scales.count] / Double(t.divisor))
             })
         }
     }

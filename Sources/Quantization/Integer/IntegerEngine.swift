@@ -30,6 +30,7 @@ public struct IntegerEngine: Sendable {
         case maxPool(WindowGeometry, input: String, output: String)
         case averagePool(WindowGeometry, countIncludePad: Bool, input: String, site: OutputSite)
         case globalAveragePool(input: String, site: OutputSite)
+        case globalAverageSum(input: String, output: String)
         case reshape(node: String, Operator, input: String, output: String)
         case concat(axis: Int, inputs: [String], output: String, onto: SiteQuantizer?)
         case transpose(permutation: [Int], input: String, output: String)
@@ -41,7 +42,7 @@ public struct IntegerEngine: Sendable {
         var inputs: [String] {
             switch self {
             case .layer(_, let i, _), .clamp(_, _, _, let i, _), .maxPool(_, let i, _), .averagePool(_, _, let i, _),
-                 .globalAveragePool(let i, _), .reshape(_, _, let i, _), .transpose(_, let i, _),
+                 .globalAveragePool(let i, _), .globalAverageSum(let i, _), .reshape(_, _, let i, _), .transpose(_, let i, _),
                  .slice(_, _, let i, _), .lookup(_, _, let i, _): return [i]
             case .multiply(_, let a, let b, _, _): return [a, b]
             case .add(_, let a, let b, _, _): return [a, b]
@@ -53,7 +54,8 @@ public struct IntegerEngine: Sendable {
             switch self {
             case .layer(_, _, let o), .add(_, _, _, let o, _), .clamp(_, _, _, _, let o), .maxPool(_, _, let o),
                  .reshape(_, _, _, let o), .concat(_, _, let o, _), .transpose(_, _, let o),
-                 .slice(_, _, _, let o), .multiply(_, _, _, let o, _): return o
+                 .slice(_, _, _, let o), .multiply(_, _, _, let o, _),
+                 .globalAverageSum(_, let o): return o
             case .lookup(_, _, _, let site): return site.tensor
             case .averagePool(_, _, _, let site), .globalAveragePool(_, let site): return site.tensor
             }
@@ -147,6 +149,19 @@ public struct IntegerEngine: Sendable {
             }
             return k
         }
+        /// Whether `tensor` is the graph's output, directly or through Flatten/Reshape/Identity alone.
+        let logitsName = outputName
+        func reachesOutput(_ tensor: String) -> Bool {
+            var t = tensor
+            while true {
+                if t == logitsName { return true }
+                guard let r = readers[t], r.count == 1 else { return false }
+                switch graph.nodes[r[0]].op {
+                case .flatten, .reshape, .identity: t = graph.nodes[r[0]].outputs[0]
+                default: return false
+                }
+            }
+        }
         /// The kind a value has once stored at `tensor` (a site's quantizer replaces what it was).
         func settled(_ k: Kind, at tensor: String) -> Kind { sites[tensor].map { .codes($0) } ?? k }
 
@@ -208,7 +223,13 @@ public struct IntegerEngine: Sendable {
                 steps.append(.maxPool(window, input: node.inputs[0], output: out))
                 kinds[out] = settled(kinds[node.inputs[0]]!, at: out)
             case .averagePool, .globalAveragePool:
-                _ = try kind(of: node.inputs[0], at: node)
+                let k = try kind(of: node.inputs[0], at: node)
+                if node.op == .globalAveragePool, destination(from: out) == nil, reachesOutput(out) {
+                    // The logits are a global average: sums in integers, the division when they become Float.
+                    steps.append(.globalAverageSum(input: node.inputs[0], output: out))
+                    if case .codes(let q) = k { kinds[out] = .accumulator([q.exponent]) } else { kinds[out] = k }
+                    continue
+                }
                 guard let dest = destination(from: out) else {
                     throw QuantizationError.noIntegerKernel(node: node.name, op: "\(node.op.onnxName) whose output has no activation quantizer")
                 }

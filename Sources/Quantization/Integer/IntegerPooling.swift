@@ -144,4 +144,22 @@ enum IntegerPooling {
         return CodeTensor(shape: [shape[0], shape[1]] + [Int](repeating: 1, count: shape.count - 2), codes: out,
                           quantizer: site.quantizer)
     }
+
+    /// The sums `Σ (q - z)` over each plane, at the input's exponent, to be divided by the plane size when
+    /// dequantized: a global average pool that produces the logits (no site after it).
+    static func globalAverageSum(_ x: IntegerValue) -> AccumulatorTensor {
+        let shape = x.shape
+        let planes = shape[0] * shape[1], size = shape.dropFirst(2).reduce(1, *)
+        var sums = [Int64](repeating: 0, count: planes)
+        var exponents = [Int](repeating: 0, count: planes)
+        withCentered(x, planeSize: size) { value, exponent in
+            for plane in 0..<planes {
+                for i in plane * size..<(plane + 1) * size { sums[plane] += value(i) }
+                exponents[plane] = exponent(plane)
+            }
+        }
+        let channelExponents = shape[1] > 0 ? Array(exponents.prefix(shape[1])) : [0]
+        return AccumulatorTensor(shape: [shape[0], shape[1]] + [Int](repeating: 1, count: shape.count - 2), values: sums,
+                                 exponents: channelExponents, inner: 1, divisor: Int64(Swift.max(size, 1)))
+    }
 }

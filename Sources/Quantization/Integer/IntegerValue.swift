@@ -48,6 +48,9 @@ struct AccumulatorTensor: Sendable {
     var values: [Int64]
     var exponents: [Int]
     var inner: Int
+    /// What the values still have to be divided by: 1, except for a global average pool that produces the
+    /// logits, whose division by the plane size happens when they are turned into Float.
+    var divisor: Int64 = 1
 
     /// The exponent of element `i`.
     @inline(__always) func exponent(at i: Int) -> Int { exponents[(i / inner) % exponents.count] }
