@@ -159,6 +159,40 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(try importError(custom)!.description.contains("com.microsoft.Relu"))
     }
 
+    /// Shape arithmetic on a dimension the input leaves symbolic cannot be evaluated at import: the error
+    /// names the node.
+    func testShapeOfSymbolicDimensionIsNamed() throws {
+        var shape = Onnx_TensorProto()
+        shape.name = "one"; shape.dataType = 7; shape.dims = [1]; shape.int64Data = [1]
+        let model = B.model(
+            nodes: [B.node("Shape", ["x"], ["s"], name: "read_shape"),
+                    B.node("Reshape", ["x", "s"], ["y"], name: "reshape")],
+            inputs: [B.value("x", [nil, 2, nil, 4])], outputs: [B.value("y", [nil, 2, nil, 4])], initializers: [shape])
+        let error = try importError(model)
+        guard case .cannotFold(node: "read_shape", op: "Shape", _)? = error else { return XCTFail("\(String(describing: error))") }
+        XCTAssertTrue(error!.description.contains("not known at import"), error!.description)
+    }
+
+    /// A Reshape target with two entries that follow the batch cannot be written for every batch.
+    func testReshapeWithTwoBatchDependentEntriesIsRefused() throws {
+        func int64(_ name: String, _ values: [Int64]) -> Onnx_TensorProto {
+            var t = Onnx_TensorProto()
+            t.name = name; t.dataType = 7; t.dims = [Int64(values.count)]; t.int64Data = values
+            return t
+        }
+        let model = B.model(
+            nodes: [B.node("Shape", ["x"], ["s"], name: "shape"),
+                    B.node("Gather", ["s", "zero"], ["n"], name: "batch", attributes: [B.int("axis", 0)]),
+                    B.node("Mul", ["n", "two"], ["n2"], name: "double"),
+                    B.node("Concat", ["n2", "n2", "minus"], ["t"], name: "target", attributes: [B.int("axis", 0)]),
+                    B.node("Reshape", ["x", "t"], ["y"], name: "reshape")],
+            inputs: [B.value("x", [1, 4, 4, 4])], outputs: [B.value("y", [nil, nil, nil])],
+            initializers: [int64("zero", [0]), int64("two", [2]), int64("minus", [-1])])
+        let error = try importError(model)
+        guard case .batchDependent(node: "reshape", op: "Reshape", _)? = error else { return XCTFail("\(String(describing: error))") }
+        XCTAssertTrue(error!.description.contains("dynamic_axes"), error!.description)
+    }
+
     func testUnsupportedOpset() throws {
         for version: Int64 in [6, 30] {
             var model = B.convRelu()
