@@ -50,13 +50,14 @@ let package = Package(
             name: "rapq-bench",
             dependencies: ["RAPQ"]
         ),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorKernelsTests", dependencies: ["TensorKernels"]),
-        .testTarget(name: "DataIOTests", dependencies: ["DataIO"], exclude: ["Resources"]),
+        .testTarget(name: "DataIOTests", dependencies: ["DataIO", "TestSupport"], exclude: ["Resources"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNX", "DataIO"], resources: [.copy("Resources")]),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Graph"], resources: [.copy("Resources")]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "DataIO", "ONNX"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "DataIO", "ONNX", "TestSupport"]),
         .testTarget(name: "ReconstructionTests", dependencies: ["Reconstruction", "Quantization", "Graph"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["RAPQ"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RAPQ", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,6 @@
 @testable import DataIO
 import Foundation
+import TensorKernels
 import XCTest
 
 final class AugmentationTests: XCTestCase {
@@ -30,7 +31,7 @@ final class AugmentationTests: XCTestCase {
     /// The crop parameters stay inside the image and within torchvision's ranges of area and aspect.
     func testCropRegionsFollowTorchvisionRanges() {
         let crop = RandomResizedCrop(size: 8, interpolation: .bilinear)
-        var generator = SplitMix64(seed: 1)
+        var generator = SeededGenerator(seed: 1)
         for (width, height) in [(71, 47), (10, 300), (300, 10), (1, 1)] {
             for _ in 0..<200 {
                 var g = generator

@@ -1,5 +1,6 @@
 import DataIO
 import Foundation
+import TensorKernels
 import XCTest
 
 final class ImageDecoderTests: XCTestCase {
@@ -67,7 +68,7 @@ final class ImageDecoderTests: XCTestCase {
 
     /// Seeded random byte changes (1-8 bytes past the signature) give an image or an error, never a signal.
     func testCorruptedBytesNeverCrash() throws {
-        var generator = SplitMix64(seed: 16)
+        var generator = SeededGenerator(seed: 16)
         for name in ["rgb.jpg", "progressive.jpg", "cmyk.jpg", "rgb.png", "palette.png", "rgb16.png"] {
             let original = try Data(contentsOf: Fixtures.image(name))
             var failures = 0

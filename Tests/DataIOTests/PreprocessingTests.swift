@@ -1,5 +1,6 @@
 import DataIO
 import Foundation
+import TensorKernels
 import XCTest
 
 final class PreprocessingTests: XCTestCase {
@@ -30,7 +31,7 @@ final class PreprocessingTests: XCTestCase {
 
     /// 40 seeded random sizes between 1 and 150 pixels per side, bilinear and bicubic, against PIL.
     func testRandomSizesMatchPIL() throws {
-        var generator = SplitMix64(seed: 16)
+        var generator = SeededGenerator(seed: 16)
         let sizes = (0..<40).map { _ in (Int(generator.next() % 150) + 1, Int(generator.next() % 150) + 1) }
         var jobs: [[String: Any]] = [], cases: [(Int, Int, ResamplingFilter)] = []
         for (width, height) in sizes {

@@ -1,6 +1,7 @@
 import DataIO
 import Foundation
 import TensorKernels
+import TestSupport
 import XCTest
 
 /// The committed test images (tools/make_test_images.py) and the PIL reference (tools/pil_reference.py).
@@ -14,28 +15,11 @@ enum Fixtures {
     static let decodable = ["rgb.png", "interlaced.png", "rgb.jpg", "rgb-444.jpg", "progressive.jpg", "gray.png", "gray.jpg", "gray4.png",
                             "rgba.png", "gray-alpha.png", "palette.png", "cmyk.jpg", "rgb16.png"]
 
-    /// A Python with numpy and PIL: `RAPQ_PYTHON`, else the project's `.venv-tools`, else `python3`.
-    static let python: (url: URL?, missing: String) = {
-        var candidates: [String] = []
-        if let env = ProcessInfo.processInfo.environment["RAPQ_PYTHON"] { candidates.append(env) }
-        candidates += [root.appendingPathComponent(".venv-tools/bin/python").path, "/usr/bin/python3", "/usr/local/bin/python3"]
-        for path in candidates where FileManager.default.isExecutableFile(atPath: path) {
-            if run(URL(fileURLWithPath: path), ["-c", "import numpy, PIL"]).status == 0 { return (URL(fileURLWithPath: path), "") }
-        }
-        return (nil, "no Python with numpy and pillow (tried \(candidates.joined(separator: ", "))); set RAPQ_PYTHON to one (CI: .ci/run installs pillow)")
-    }()
+    /// A Python with numpy and PIL.
+    static let python: (url: URL?, missing: String) = ReferencePython.find(importing: "numpy, PIL")
 
     static func run(_ executable: URL, _ arguments: [String]) -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return (-1, "\(error)") }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        ReferencePython.run(executable, arguments)
     }
 
     /// What PIL answered for one job: an array, or the text of its exception.

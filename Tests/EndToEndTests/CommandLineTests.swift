@@ -1,5 +1,6 @@
 import Foundation
 import RAPQ
+import TestSupport
 import XCTest
 
 /// The `rapq` binary on bad input: a clear message, a non-zero exit, and no output file.
@@ -109,21 +110,21 @@ final class CommandLineTests: XCTestCase {
     /// A QDQ export quantizes residual-Add inputs at 8 bits unless told otherwise, so that onnxruntime runs
     /// every convolution of the residual network as QLinearConv (checked in onnxruntime's optimized graph).
     func testQDQExportRunsEveryConvolutionAsIntegerByDefault() throws {
-        let (found, missing) = PythonReference.find()
+        let (found, missing) = ReferencePython.find(importing: "onnx, onnxruntime, numpy")
         guard let python = found else { throw XCTSkip(missing) }
         let out = scratch.appendingPathComponent("m.qdq.onnx").path
         let (status, output) = try rapq(["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"),
                                          "--method", "pot-mse", "--wbits", "4", "--abits", "4", "-o", out])
         XCTAssertEqual(status, 0, output)
         let script = Self.root.appendingPathComponent("tools/check_qdq_onnxruntime.py").path
-        let checked = PythonReference.run(python, [script, out, model("fmnist-test-1k.npy"), "--strict"])
+        let checked = ReferencePython.run(python, [script, out, model("fmnist-test-1k.npy"), "--strict"])
         XCTAssertEqual(checked.status, 0, checked.output)
         XCTAssertTrue(checked.output.contains("\"float_convs\": 0"), checked.output)
         // The paper's placement (no residual-input quantizers) leaves the convolutions that feed the Adds in float.
         let paper = scratch.appendingPathComponent("paper.qdq.onnx").path
         XCTAssertEqual(try rapq(["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "pot-mse",
                                  "--wbits", "4", "--abits", "4", "--residual-input-bits", "0", "-o", paper]).status, 0)
-        let floatConvs = PythonReference.run(python, [script, paper, model("fmnist-test-1k.npy")])
+        let floatConvs = ReferencePython.run(python, [script, paper, model("fmnist-test-1k.npy")])
         XCTAssertFalse(floatConvs.output.contains("\"float_convs\": 0"), floatConvs.output)
     }
 

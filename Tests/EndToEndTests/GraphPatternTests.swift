@@ -1,5 +1,6 @@
 import Foundation
 import RAPQ
+import TestSupport
 import XCTest
 
 /// The graph patterns of the standard CNNs (squeeze-excitation, HardSwish, SiLU, inception and dense
@@ -9,11 +10,11 @@ import XCTest
 final class GraphPatternTests: XCTestCase {
     /// The generated patterns, once per run (nil with the reason when Python is missing).
     static let patterns: Result<URL, XCTSkip> = {
-        let (found, missing) = PythonReference.find()
+        let (found, missing) = ReferencePython.find(importing: "onnx, onnxruntime, numpy")
         guard let python = found else { return .failure(XCTSkip(missing)) }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-patterns-\(UUID().uuidString)")
         let script = PipelineTests.root.appendingPathComponent("tools/make_graph_patterns.py").path
-        let (status, output) = PythonReference.run(python, [script, folder.path])
+        let (status, output) = ReferencePython.run(python, [script, folder.path])
         guard status == 0 else { return .failure(XCTSkip("make_graph_patterns.py failed: \(output)")) }
         return .success(folder)
     }()

@@ -4,6 +4,7 @@ import Graph
 import ONNX
 import TensorKernels
 import XCTest
+import TestSupport
 @testable import Quantization
 
 /// The `.rapq` file format and the QDQ ONNX export, on a small network with every structure they must
@@ -20,7 +21,7 @@ final class ExportTests: XCTestCase {
         ("W2A4 symmetric", CalibrationOptions(bits: BitWidths(weights: 2, activations: 4), scalePolicy: .bestPowerOfTwo, symmetricWeights: true)),
     ]
 
-    /// A deterministic pseudo-random source (SplitMix64).
+    /// A deterministic pseudo-random source (SeededGenerator).
     struct Random {
         var state: UInt64
         mutating func next() -> UInt64 {
@@ -383,33 +384,13 @@ final class ExportTests: XCTestCase {
 
     // MARK: - onnxruntime
 
-    /// A Python with onnx, onnxruntime and numpy: `RAPQ_PYTHON`, else the project's `.venv-tools`, else `python3`.
-    static func pythonWithOnnxRuntime() -> (URL?, String) {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        var candidates: [String] = []
-        if let env = ProcessInfo.processInfo.environment["RAPQ_PYTHON"] { candidates.append(env) }
-        candidates += [root.appendingPathComponent(".venv-tools/bin/python").path, "/usr/bin/python3", "/usr/local/bin/python3"]
-        var tried: [String] = []
-        for path in candidates where FileManager.default.isExecutableFile(atPath: path) {
-            let (status, _) = run(URL(fileURLWithPath: path), ["-c", "import onnx, onnxruntime, numpy"])
-            if status == 0 { return (URL(fileURLWithPath: path), "") }
-            tried.append(path)
-        }
-        return (nil, "no Python with onnx, onnxruntime and numpy (tried \(tried.isEmpty ? candidates.joined(separator: ", ") : tried.joined(separator: ", ")); run tools/setup_venv.sh or set RAPQ_PYTHON)")
-    }
+    /// A Python with onnx, onnxruntime and numpy.
+    static func pythonWithOnnxRuntime() -> (URL?, String) { ReferencePython.find(importing: "onnx, onnxruntime, numpy") }
 
     @discardableResult
     static func run(_ executable: URL, _ arguments: [String]) -> (Int32, String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return (-1, "\(error)") }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let result = ReferencePython.run(executable, arguments)
+        return (result.status, result.output)
     }
 
     func testOnnxRuntimeRunsIntegerKernelsAndMatchesSimulation() throws {

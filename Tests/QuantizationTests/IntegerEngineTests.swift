@@ -216,7 +216,7 @@ final class IntegerEngineTests: XCTestCase {
     }
 }
 
-/// SplitMix64, seeded, so the tests draw the same numbers on every run.
+/// SeededGenerator, seeded, so the tests draw the same numbers on every run.
 struct IntegerTestRandom: RandomNumberGenerator {
     private var state: UInt64
     init(seed: UInt64) { state = seed }

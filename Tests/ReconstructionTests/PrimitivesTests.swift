@@ -211,7 +211,7 @@ final class SeededGeneratorTests: XCTestCase {
     }
 
     func testPinnedValues() {
-        // The reference SplitMix64 outputs (Vigna) for seeds 0 and 42.
+        // The reference SeededGenerator outputs (Vigna) for seeds 0 and 42.
         var zero = SeededGenerator(seed: 0)
         XCTAssertEqual(zero.next(), 0xE220_A839_7B1D_CDAF)
         XCTAssertEqual(zero.next(), 0x6E78_9E6A_A1B9_65F4)

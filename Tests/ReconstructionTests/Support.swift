@@ -4,7 +4,7 @@ import Quantization
 import Reconstruction
 import TensorKernels
 
-/// Seeded test data (SplitMix64 through `Reconstruction.SeededGenerator`).
+/// Seeded test data (SeededGenerator through `Reconstruction.SeededGenerator`).
 struct TestData {
     var rng: SeededGenerator
     init(seed: UInt64) { rng = SeededGenerator(seed: seed) }

@@ -1,7 +1,7 @@
 import XCTest
 @testable import TensorKernels
 
-/// A small seeded generator (SplitMix64) so every test draws the same numbers on every run.
+/// A small seeded generator (SeededGenerator) so every test draws the same numbers on every run.
 struct SeededGenerator: RandomNumberGenerator {
     private var state: UInt64
     init(seed: UInt64) { state = seed }

@@ -24,7 +24,7 @@ extension ImageFolder {
                     let decoded = try ImageDecoder.decode(contentsOf: url(of: files[i]))
                     var images = [try preprocessing.geometry(decoded, path: path)]
                     if let augmentation {
-                        var generator = SplitMix64(seed: augmentation.seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+                        var generator = SeededGenerator(seed: augmentation.seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
                         let source = preprocessing.channels == .gray ? decoded.gray() : decoded
                         for _ in 0..<augmentation.copies { images.append(augmentation.crop.apply(to: source, using: &generator)) }
                     }

@@ -1,4 +1,5 @@
 import Foundation
+import TensorKernels
 
 /// Calibration augmentation: torchvision's RandomResizedCrop (scale 0.08-1, aspect ratio 3/4-4/3) followed by
 /// a horizontal flip with probability 1/2, drawn from a seeded generator so that the same seed gives the
@@ -25,7 +26,7 @@ public struct RandomResizedCrop: Sendable {
     }
 
     /// One augmented sample of `image`, drawn from `generator`.
-    public func apply(to image: RGBImage, using generator: inout SplitMix64) -> RGBImage {
+    public func apply(to image: RGBImage, using generator: inout SeededGenerator) -> RGBImage {
         let (left, top, width, height) = region(width: image.width, height: image.height, using: &generator)
         var out = Resampling.resize(image.cropped(left: left, top: top, width: width, height: height), width: size, height: size, filter: interpolation)
         if generator.nextUnit() < 0.5 { out = out.flippedHorizontally() }
@@ -33,7 +34,7 @@ public struct RandomResizedCrop: Sendable {
     }
 
     /// The crop (left, top, width, height) for an image of `width` x `height`.
-    func region(width: Int, height: Int, using generator: inout SplitMix64) -> (Int, Int, Int, Int) {
+    func region(width: Int, height: Int, using generator: inout SeededGenerator) -> (Int, Int, Int, Int) {
         let area = Double(width * height)
         let logRatio = (log(ratio.lowerBound), log(ratio.upperBound))
         for _ in 0..<10 {

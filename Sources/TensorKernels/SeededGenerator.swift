@@ -1,5 +1,6 @@
-/// A small deterministic random generator (SplitMix64): the same seed gives the same sequence on every
-/// machine and thread count.
+/// A small deterministic random generator, SplitMix64 (Steele, Lea and Flood 2014): a 64-bit state advanced
+/// by the golden-ratio increment and mixed by two xor-shift-multiply rounds. The same seed gives the same
+/// sequence on every machine and thread count.
 public struct SeededGenerator: RandomNumberGenerator, Codable, Sendable, Equatable {
     private var state: UInt64
 
@@ -14,6 +15,9 @@ public struct SeededGenerator: RandomNumberGenerator, Codable, Sendable, Equatab
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+    /// A uniform double in [0, 1) from the top 53 bits.
+    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
 
     /// `count` distinct indices drawn uniformly from `0..<population` (a partial Fisher-Yates shuffle).
     public mutating func sample(_ count: Int, from population: Int) -> [Int] {
