@@ -10,7 +10,7 @@ the input), for Tests/EndToEndTests/GraphPatternTests.swift:
   hardswish_block   inverted residual with HardSwish and a residual Add
   silu_block        Conv, SiLU written as x * Sigmoid(x) (EfficientNet)
   inception         parallel 1x1, 3x3 and pooled branches joined by Concat
-  dense_bn          DenseNet: Concat of features, then BatchNormalization, Relu and Conv
+  dense_bn          DenseNet: Concat of pooled and new features, then BatchNormalization, Relu and Conv
   channel_shuffle   ShuffleNetV2: Slice halves, Concat, Reshape/Transpose/Reshape computed by shape arithmetic
   identity_bias     two convolutions whose equal biases are shared through an Identity of an initializer
   batch1_reshape    exported with batch 1: the classifier input is Reshape(x, [1, -1])
@@ -118,7 +118,8 @@ def dense_bn():
                 weight("w2", [6, 12, 1, 1]), vector("b2", 6)]
     n += [conv("x", "c0", "w0", "b0"), helper.make_node("Relu", ["c0"], ["r0"], name="r0"),
           conv("r0", "c1", "w1", "b1"), helper.make_node("Relu", ["c1"], ["r1"], name="r1"),
-          helper.make_node("Concat", ["r0", "r1"], ["cat"], name="cat", axis=1),
+          helper.make_node("AveragePool", ["r0"], ["p0"], name="pool0", kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+          helper.make_node("Concat", ["p0", "r1"], ["cat"], name="cat", axis=1),
           helper.make_node("BatchNormalization", ["cat", "g", "beta", "mean", "var"], ["bn"], name="bn", epsilon=1e-5),
           helper.make_node("Relu", ["bn"], ["bnr"], name="bnr"), conv("bnr", "c2", "w2", "b2", k=1),
           helper.make_node("Relu", ["c2"], ["r2"], name="r2")]

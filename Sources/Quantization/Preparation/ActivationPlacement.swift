@@ -117,8 +117,9 @@ public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUni
         case .mul where node.inputs.allSatisfy({ graph.initializers[$0] == nil }):
             node.inputs.forEach(add); add(node.outputs[0])
         case .concat:
-            // Inputs on different grids are requantized onto the output's grid.
-            add(node.outputs[0])
+            // Every input is on a grid (a pooled branch too); inputs on different grids are requantized onto
+            // the output's grid.
+            node.inputs.forEach(add); add(node.outputs[0])
         default: break
         }
     }
