@@ -48,9 +48,9 @@ extension GraphConverter {
         known[output] = try Self.batchProbes.indices.map { probe in
             do {
                 let value = try evaluate(node, name: name, operands.map { $0?[probe] })
-                guard value.elements.count <= KnownValue.maxElements else {
+                guard value.elements.count <= TensorDecoder.maxElementCount else {
                     throw KnownValueArithmetic.Failure(reason: "the result has \(value.elements.count) elements, more than the "
-                        + "\(KnownValue.maxElements) RAPQ evaluates at import")
+                        + "\(TensorDecoder.maxElementCount) a tensor may have")
                 }
                 return value
             } catch let failure as KnownValueArithmetic.Failure {

@@ -30,8 +30,9 @@ struct KnownValue: Equatable {
     /// The elements as integers (truncated toward zero; shape values are integral already).
     var integers: [Int] { elements.map { Int(exactly: $0.rounded(.towardZero)) ?? 0 } }
 
-    /// The largest element count a value computed at import may have: shape arithmetic is small, and the
-    /// limit keeps a hostile `ConstantOfShape` from allocating without bound.
+    /// The largest tensor `ConstantOfShape` may build at import (the one folded operator whose result is not
+    /// bounded by its inputs' sizes): shape arithmetic is small, and the limit keeps a hostile file from
+    /// allocating without bound.
     static let maxElements = 1 << 24
 }
 
