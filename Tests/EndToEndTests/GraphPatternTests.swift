@@ -100,6 +100,20 @@ final class GraphPatternTests: XCTestCase {
         XCTAssertEqual(Double(current.data[0]), exp(0) / (exp(0) + exp(1)), accuracy: 1e-6)
     }
 
+    /// A Concat of Relu outputs, and the product of a Relu output and a HardSigmoid gate, are non-negative:
+    /// their quantizers are unsigned (a signed grid would waste its negative half).
+    func testNonNegativeConcatAndProductGetUnsignedGrids() throws {
+        let folder = try Self.patterns.get()
+        for (name, site) in [("inception", "cat"), ("se_block", "scaled")] {
+            let model = try FloatModel(contentsOf: folder.appendingPathComponent("\(name).onnx"))
+            let x = try NumpyFile.readTensor(contentsOf: folder.appendingPathComponent("\(name)-input.npy"))
+            let network = try quantize(model: model.graph, calibration: x,
+                                       configuration: QuantizationConfiguration(method: .potMse, weightBits: 4, activationBits: 4))
+            let grid = try XCTUnwrap(network.activations[site]?.grid, "\(name): no quantizer on '\(site)'")
+            XCTAssertFalse(grid.signed, "\(name): '\(site)'")
+        }
+    }
+
     /// The fixed-batch export's Reshape [1, -1] is rewritten to keep the batch, and the input declared batch-free.
     func testBatchOneReshapeIsRewritten() throws {
         let folder = try Self.patterns.get()

@@ -88,6 +88,7 @@ public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUni
         case .relu, .sigmoid, .hardSigmoid: return true
         case .clip(let lo, _): return lo >= 0
         case .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .transpose, .slice: return nonNegative(p.inputs[0])
+        case .concat, .mul: return p.inputs.allSatisfy(nonNegative)
         default: return false
         }
     }
