@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "Graph", dependencies: ["TensorKernels"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
         .target(
             name: "ONNX",
-            dependencies: ["Graph", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["Graph", "DataIO", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["onnx-subset.proto", "README.md"]
         ),
         .target(name: "DataIO", dependencies: ["TensorKernels"], exclude: ["README.md"]),
@@ -45,6 +45,7 @@ let package = Package(
             dependencies: ["RAPQ"]
         ),
         .testTarget(name: "TensorKernelsTests", dependencies: ["TensorKernels"]),
+        .testTarget(name: "DataIOTests", dependencies: ["DataIO"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNX", "DataIO"], resources: [.copy("Resources")]),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Graph"], resources: [.copy("Resources")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "DataIO", "ONNX"]),

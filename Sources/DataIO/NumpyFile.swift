@@ -51,10 +51,9 @@ public enum NumpyFile {
     }
 
     private static func load(_ url: URL) throws -> Data {
-        guard FileManager.default.fileExists(atPath: url.path) else { throw DataError.unreadable(path: url.path, reason: "no such file") }
-        do { return try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw DataError.unreadable(path: url.path, reason: error.localizedDescription)
-        }
+        let bytes = try RegularFile.contents(of: url)
+        if bytes.isEmpty { throw DataError.malformedNumpy(path: url.path, reason: "the file is empty (0 bytes)") }
+        return bytes
     }
 
     /// Calls `store(i, value)` for every element, widening it to Double.

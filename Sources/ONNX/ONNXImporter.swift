@@ -1,3 +1,4 @@
+import DataIO
 import Foundation
 import Graph
 import SwiftProtobuf
@@ -28,10 +29,15 @@ public enum ONNXImporter {
     public static func load(contentsOf url: URL) throws -> Graph {
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
-        } catch {
-            throw ONNXError.unreadableFile(path: url.path, reason: error.localizedDescription)
+            data = try RegularFile.contents(of: url)
+        } catch let error as DataError {
+            switch error {
+            case .notARegularFile(_, let kind): throw ONNXError.unreadableFile(path: url.path, reason: "it is \(kind), not a model file")
+            case .unreadable(_, let reason): throw ONNXError.unreadableFile(path: url.path, reason: reason)
+            default: throw ONNXError.unreadableFile(path: url.path, reason: error.description)
+            }
         }
+        guard !data.isEmpty else { throw ONNXError.unreadableFile(path: url.path, reason: "the file is empty (0 bytes), not an ONNX model") }
         return try load(data: data, externalDataDirectory: url.deletingLastPathComponent())
     }
 

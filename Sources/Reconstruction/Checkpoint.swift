@@ -90,12 +90,12 @@ public struct CheckpointStore: Sendable {
     public func load() throws -> (network: QuantizedNetwork, position: ReconstructionPosition)? {
         guard FileManager.default.fileExists(atPath: stateURL.path) else { return nil }
         let state: State
-        do { state = try JSONDecoder().decode(State.self, from: Data(contentsOf: stateURL)) } catch {
+        do { state = try JSONDecoder().decode(State.self, from: RegularFile.contents(of: stateURL)) } catch {
             throw CheckpointError.corrupted(folder: folder.path, reason: "state.json is not readable: \(error)")
         }
         guard state.format == 1 else { throw CheckpointError.corrupted(folder: folder.path, reason: "unknown format \(state.format)") }
         guard state.fingerprint == fingerprint else { throw CheckpointError.foreign(folder: folder.path) }
-        guard let bytes = try? Data(contentsOf: networkURL), CRC32.checksum(bytes) == state.networkCRC32 else {
+        guard let bytes = try? RegularFile.contents(of: networkURL), CRC32.checksum(bytes) == state.networkCRC32 else {
             throw CheckpointError.corrupted(folder: folder.path, reason: "network.rapq is missing or does not match state.json")
         }
         do { return (try RAPQFile.decode(bytes), state.position) } catch {

@@ -34,8 +34,13 @@ struct DemoCommand: ParsableCommand {
         adviseOnBLASKernels()
         let folder = try Self.modelsFolder(models)
         let out = URL(fileURLWithPath: outputDir)
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
+        let inputs = ["fmnist-resnet.onnx", "fmnist-calib-256.npy", "fmnist-test-1k.npy", "fmnist-test-1k-labels.npy"]
+            .map { OutputConflict.Input("the bundled '\($0)'", file($0).path) }
+        let rapqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).rapq")
+        let qdqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).qdq.onnx")
+        for output in [rapqFile, qdqFile] { try OutputConflict.check(output: output.path, role: "the output", against: inputs) }
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let fp32 = try FloatModel(contentsOf: file("fmnist-resnet.onnx"))
         let calibration = try NumpyFile.readTensor(contentsOf: file("fmnist-calib-256.npy"))
         let test = try NumpyFile.readTensor(contentsOf: file("fmnist-test-1k.npy"))
@@ -63,8 +68,6 @@ struct DemoCommand: ParsableCommand {
             let integer = try IntegerEngine(network).predict(test, batchSize: 32)
             print(String(format: "%@ W%dA%d (integer):   ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: integer, labels: labels, reference: reference).summary)
         }
-        let rapqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).rapq")
-        let qdqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).qdq.onnx")
         try RAPQFile.write(network, to: rapqFile)
         try QDQExporter.write(network, to: qdqFile)
         print("wrote \(rapqFile.path) and \(qdqFile.path)")

@@ -35,6 +35,10 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
+        let inputs = [OutputConflict.Input("the model", model), .init("--data", data)]
+            + [labels.map { OutputConflict.Input("--labels", $0) }, reference.map { OutputConflict.Input("--reference", $0) }].compactMap { $0 }
+        if let saveLogits { try OutputConflict.check(output: saveLogits, role: "--save-logits", against: inputs) }
+        if let saveCodes { try OutputConflict.check(folder: saveCodes, role: "--save-codes", against: inputs) }
         let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: data))
         var labelValues: [Int64]?
         if let labels {

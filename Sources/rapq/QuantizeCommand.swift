@@ -67,6 +67,9 @@ struct QuantizeCommand: ParsableCommand {
     func run() throws {
         let outputURL = URL(fileURLWithPath: output)
         let chosen = format ?? ModelFormat(path: output)
+        let inputs = [OutputConflict.Input("the model", model), OutputConflict.Input("--calib", calib)]
+        try OutputConflict.check(output: output, role: "-o", against: inputs)
+        try reconstruction.checkFolders(against: inputs)
         let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
         let calibration = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: calib))
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,

@@ -140,4 +140,25 @@ final class CommandLineTests: XCTestCase {
         }
         XCTAssertEqual(outputs[0], outputs[1])
     }
+
+    /// An output that names an input, directly or through a link, is refused before any work; the input is unchanged.
+    func testOutputThatIsAnInputIsRefused() throws {
+        let onnx = scratch.appendingPathComponent("m.onnx"), calib = scratch.appendingPathComponent("c.npy")
+        try FileManager.default.copyItem(atPath: model("fmnist-resnet.onnx"), toPath: onnx.path)
+        try FileManager.default.copyItem(atPath: model("fmnist-calib-256.npy"), toPath: calib.path)
+        let soft = scratch.appendingPathComponent("soft.npy").path, hard = scratch.appendingPathComponent("hard.onnx").path
+        XCTAssertEqual(symlink(calib.path, soft), 0)
+        XCTAssertEqual(link(onnx.path, hard), 0)
+        let before = [try Data(contentsOf: onnx), try Data(contentsOf: calib)]
+        let m = onnx.path, c = calib.path
+        try assertFails(["quantize", m, "--calib", c, "--method", "rtn", "-o", m], saying: "-o '\(m)' is the same file as the model")
+        try assertFails(["quantize", m, "--calib", c, "--method", "rtn", "-o", soft], saying: "is the same file as --calib")
+        try assertFails(["quantize", m, "--calib", c, "--method", "rtn", "-o", hard], saying: "is the same file as the model")
+        try assertFails(["quantize", m, "--calib", c, "--method", "rapq", "--checkpoint-dir", scratch.path, "-o", scratch.path + "/o.rapq"],
+                        saying: "--checkpoint-dir '\(scratch.path)' holds the model")
+        try assertFails(["run", m, "-i", c, "-o", soft], saying: "-o '\(soft)' is the same file as -i")
+        try assertFails(["run", m, "-i", c, "-o", hard], saying: "is the same file as the model")
+        try assertFails(["eval", m, "--data", c, "--save-logits", scratch.path + "/./c.npy"], saying: "--save-logits")
+        XCTAssertEqual([try Data(contentsOf: onnx), try Data(contentsOf: calib)], before)
+    }
 }

@@ -32,8 +32,10 @@ public enum RAPQFile {
     /// Reads the network saved at `url`.
     public static func read(contentsOf url: URL) throws -> QuantizedNetwork {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw ModelFileError.unreadable(path: url.path, reason: (error as NSError).localizedDescription)
+        do { data = try RegularFile.contents(of: url) } catch let DataError.notARegularFile(_, kind) {
+            throw ModelFileError.unreadable(path: url.path, reason: "it is \(kind), not a .rapq file")
+        } catch let DataError.unreadable(_, reason) {
+            throw ModelFileError.unreadable(path: url.path, reason: reason)
         }
         return try decode(data)
     }
