@@ -260,7 +260,12 @@ struct GraphConverter {
         guard initializers[name] == nil, let proto = constants[name] else { return }
         var named = proto
         named.name = name
-        initializers[name] = try decoder.floatTensor(named)
+        let tensor = try decoder.floatTensor(named)
+        // NaN or infinite weights would run to all-NaN outputs (and break every scale search).
+        if let bad = tensor.data.firstIndex(where: { !$0.isFinite }) {
+            throw ONNXError.nonFiniteData(tensor: name, index: bad, value: tensor.data[bad])
+        }
+        initializers[name] = tensor
     }
 
     /// Resolves a data input: a float constant becomes an initializer; anything else is a runtime tensor.

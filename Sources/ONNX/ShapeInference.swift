@@ -7,11 +7,27 @@ import TensorKernels
 /// rules are those the executor applies, checked once for the whole graph, so a model whose shapes do not
 /// fit (a convolution's channel count, Gemm's inner dimension, a broadcast, a reshape's element count) is
 /// reported before anything runs.
+///
+/// Every shape is checked against `ShapeLimits.maximumElements` with overflow-checked products, and a node
+/// whose output would be empty (a Conv, Gemm or MatMul with zero channels, classes or positions) is refused, so nothing downstream
+/// allocates without bound or divides by zero.
 public func inferShapes(of graph: Graph, batch: Int) throws -> [String: [Int]] {
     guard batch > 0 else { throw ShapeInferenceError.invalidBatch(batch) }
+    var inputs: [String: [Int]] = [:]
+    for input in graph.inputs { inputs[input.name] = input.dimensions.map { $0 ?? batch } }
+    return try inferShapes(of: graph, inputShapes: inputs)
+}
+
+/// The shape of every tensor of `graph` when its inputs have the given shapes (with the checks of
+/// `inferShapes(of:batch:)`); a graph input missing from `inputShapes` is an unknown tensor.
+public func inferShapes(of graph: Graph, inputShapes: [String: [Int]]) throws -> [String: [Int]] {
     var shapes: [String: [Int]] = [:]
     for (name, tensor) in graph.initializers { shapes[name] = tensor.shape }
-    for input in graph.inputs { shapes[input.name] = input.dimensions.map { $0 ?? batch } }
+    for input in graph.inputs {
+        guard let shape = inputShapes[input.name] else { continue }
+        try ShapeLimits.check(shape, tensor: input.name)
+        shapes[input.name] = shape
+    }
     for node in graph.nodes {
         let operands = try node.inputs.map { name -> [Int]? in
             if name.isEmpty { return nil }
@@ -19,9 +35,31 @@ public func inferShapes(of graph: Graph, batch: Int) throws -> [String: [Int]] {
             return shape
         }
         let output = try outputShape(of: node, operands: operands)
+        let count = try ShapeLimits.check(output, tensor: node.outputs.first ?? node.name)
+        // Other operators may yield empty tensors (ONNX allows them); a layer without outputs is degenerate.
+        guard count > 0 || !producesLayerOutput(node.op) else {
+            throw ShapeInferenceError.inconsistentShapes(node: node.name, op: node.op.onnxName,
+                                                         detail: "its output would be empty (shape \(output)): a layer with zero channels, classes or positions")
+        }
         for name in node.outputs { shapes[name] = output }
     }
     return shapes
+}
+
+/// Checks `input` (batch first) before `graph` runs on it in batches of `batchSize`: a positive batch size,
+/// at least one sample, the declared input shape, and every tensor's shape at that batch within
+/// `ShapeLimits` (so a hostile model fails here with a message instead of trapping or allocating without
+/// bound while running).
+public func checkInput(_ input: Tensor, of graph: Graph, batchSize: Int) throws {
+    guard batchSize > 0 else { throw ExecutionError.invalidBatchSize(batchSize) }
+    guard let info = graph.inputs.first, graph.inputs.count == 1 else {
+        throw ExecutionError.missingInput(name: graph.inputs.map(\.name).joined(separator: ", "))
+    }
+    guard input.rank == info.dimensions.count, zip(input.shape, info.dimensions).allSatisfy({ $1 == nil || $0 == $1! }) else {
+        throw ExecutionError.inputShapeMismatch(name: info.name, expected: info.dimensions, got: input.shape)
+    }
+    guard input.shape[0] > 0 else { throw ExecutionError.noSamples(name: info.name) }
+    _ = try inferShapes(of: graph, inputShapes: [info.name: [Swift.min(batchSize, input.shape[0])] + input.shape.dropFirst()])
 }
 
 /// The shape of a node's output given its operands' shapes (`nil`: an omitted optional input).
@@ -117,5 +155,13 @@ func outputShape(of node: Node, operands: [[Int]?]) throws -> [Int] {
         var out = first
         out[a] = parts.map { $0[a] }.reduce(0, +)
         return out
+    }
+}
+
+/// Whether `op` is a layer with weights (Conv, Gemm, MatMul), whose empty output means zero channels or classes.
+private func producesLayerOutput(_ op: Operator) -> Bool {
+    switch op {
+    case .conv, .gemm, .matMul: return true
+    default: return false
     }
 }

@@ -6,6 +6,8 @@ public enum ShapeInferenceError: Error, CustomStringConvertible, Equatable {
     case unknownTensor(node: String, tensor: String)
     /// A node's operand shapes do not fit its operator.
     case inconsistentShapes(node: String, op: String, detail: String)
+    /// A tensor would hold more elements than `ShapeLimits.maximumElements`.
+    case tooLarge(tensor: String, shape: [Int], limit: Int)
 
     public var description: String {
         switch self {
@@ -16,6 +18,9 @@ public enum ShapeInferenceError: Error, CustomStringConvertible, Equatable {
                 + "an initializer nor the output of an earlier node"
         case .inconsistentShapes(let node, let op, let detail):
             return "node '\(node)' (\(op)): \(detail); the model is inconsistent or needs other input sizes"
+        case .tooLarge(let tensor, let shape, let limit):
+            return "tensor '\(tensor)' would have shape \(shape), more than \(limit) elements (the limit per tensor, \(limit / (1 << 28)) GiB as float32); "
+                + "use a smaller batch, or the model's attributes (pads, strides, kernel sizes) or input sizes are wrong"
         }
     }
 }

@@ -48,12 +48,12 @@ struct DemoCommand: ParsableCommand {
 
         print("model: fmnist-resnet.onnx (ResNet-style, Fashion-MNIST), \(test.shape[0]) test images, \(calibration.shape[0]) calibration images")
         let reference = try fp32.predict(test)
-        print("FP32:                 " + ClassificationMetrics(logits: reference, labels: labels).summary)
+        try print("FP32:                 " + ClassificationMetrics(logits: reference, labels: labels).summary)
 
         let baseline = try quantize(model: fp32.graph, calibration: calibration,
                                     configuration: QuantizationConfiguration(method: .naivePot, weightBits: wbits, activationBits: abits))
         let naive = try Simulation(baseline).predict(test)
-        print(String(format: "naive-pot W%dA%d:       ", wbits, abits) + ClassificationMetrics(logits: naive, labels: labels, reference: reference).summary)
+        try print(String(format: "naive-pot W%dA%d:       ", wbits, abits) + ClassificationMetrics(logits: naive, labels: labels, reference: reference).summary)
 
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits)
         configuration.reconstruction.iterations = iters
@@ -63,10 +63,10 @@ struct DemoCommand: ParsableCommand {
         let network = try quantize(model: fp32.graph, calibration: calibration, configuration: configuration) { reporter.report($0) }
         print(String(format: "quantized with %@ W%dA%d in %.1f s", method.rawValue, wbits, abits, Date().timeIntervalSince(start)))
         let simulated = try Simulation(network).predict(test)
-        print(String(format: "%@ W%dA%d (simulated): ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: simulated, labels: labels, reference: reference).summary)
+        try print(String(format: "%@ W%dA%d (simulated): ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: simulated, labels: labels, reference: reference).summary)
         if method.isPowerOfTwo {
             let integer = try IntegerEngine(network).predict(test, batchSize: 32)
-            print(String(format: "%@ W%dA%d (integer):   ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: integer, labels: labels, reference: reference).summary)
+            try print(String(format: "%@ W%dA%d (integer):   ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: integer, labels: labels, reference: reference).summary)
         }
         try RAPQFile.write(network, to: rapqFile)
         try QDQExporter.write(network, to: qdqFile)

@@ -40,6 +40,7 @@ struct EvalCommand: ParsableCommand {
         if let saveLogits { try OutputConflict.check(output: saveLogits, role: "--save-logits", against: inputs) }
         if let saveCodes { try OutputConflict.check(folder: saveCodes, role: "--save-codes", against: inputs) }
         let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: data))
+        guard x.rank >= 1, x.shape[0] > 0 else { throw ValidationError("--data holds 0 samples (shape \(x.shape)); give at least one") }
         var labelValues: [Int64]?
         if let labels {
             let (shape, values) = try NumpyFile.readIntegers(contentsOf: URL(fileURLWithPath: labels))
@@ -54,9 +55,12 @@ struct EvalCommand: ParsableCommand {
             try Self.writeCodes(of: IntegerEngine(network), on: x, batchSize: batch, to: URL(fileURLWithPath: saveCodes))
         }
         let logits = try loaded.predict(x, integer: integer, batchSize: batch)
+        if let bad = logits.data.firstIndex(where: { !$0.isFinite }) {
+            throw ValidationError("the model computed \(logits.data[bad]) at logit index \(bad) (float32 overflow: the data or the weights are out of range); nothing was scored")
+        }
         if let saveLogits { try NumpyFile.write(logits, to: URL(fileURLWithPath: saveLogits)) }
         let referenceLogits = try reference.map { try FloatModel(contentsOf: URL(fileURLWithPath: $0)).predict(x, batchSize: batch) }
-        print(ClassificationMetrics(logits: logits, labels: labelValues, reference: referenceLogits).summary)
+        print(try ClassificationMetrics(logits: logits, labels: labelValues, reference: referenceLogits).summary)
     }
 }
 

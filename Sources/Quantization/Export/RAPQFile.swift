@@ -179,8 +179,60 @@ public enum RAPQFile {
             activations[stored.tensor] = try stored.quantizer.parameters(count: 1, owner: "activation '\(stored.tensor)'")
         }
         let graph = try decodeGraph(try slice(manifest.graph, "the graph"), layers: layers)
-        return QuantizedNetwork(graph: graph, units: manifest.units, layers: layers, activations: activations,
-                                method: manifest.method, bits: manifest.bits)
+        let network = QuantizedNetwork(graph: graph, units: manifest.units, layers: layers, activations: activations,
+                                       method: manifest.method, bits: manifest.bits)
+        try checkComputable(network)
+        return network
+    }
+
+    /// The range of scale exponents a file may hold: wide enough for any trained network (dead channels
+    /// reach about 2^-40), narrow enough that products of two scales and every requantization shift stay
+    /// normal floats and shifts of a 64-bit accumulator.
+    public static let exponentRange: ClosedRange<Int> = -64...64
+
+    /// Refuses what the engines would compute wrongly: bit widths outside 2-8 or wider than declared,
+    /// scales that are not positive normal floats within `exponentRange`, zero points outside their grid,
+    /// biases that are not finite or do not fit int32 at input scale x weight scale, and weight shapes that
+    /// disagree with the graph (checked by shape inference, which also bounds every tensor).
+    static func checkComputable(_ network: QuantizedNetwork) throws {
+        func fail(_ reason: String) -> ModelFileError { .corruptedManifest(reason: reason) }
+        let bits = network.bits
+        for (name, value) in [("weights", bits.weights), ("activations", bits.activations), ("first/last", bits.firstLast)] where !(2...8).contains(value) {
+            throw fail("it declares \(value)-bit \(name); rapq writes 2 to 8")
+        }
+        guard bits.residualInputs == 0 || (2...8).contains(bits.residualInputs) else { throw fail("it declares \(bits.residualInputs)-bit residual inputs") }
+        let weightWidths: Set<Int> = [bits.weights, bits.firstLast]
+        var activationWidths: Set<Int> = [bits.activations, bits.firstLast]
+        if bits.residualInputs > 0 { activationWidths.insert(bits.residualInputs) }
+        func check(_ q: QuantizerParameters, _ owner: String, widths: Set<Int>) throws {
+            guard widths.contains(q.grid.bits) else {
+                throw fail("\(owner) has a \(q.grid.bits)-bit grid, but the file declares \(widths.sorted().map(String.init).joined(separator: " or ")) bits there")
+            }
+            for (c, s) in q.scales.enumerated() {
+                guard s > 0, s.isNormal, exponentRange.contains(Int(s.exponent)) else {
+                    throw fail("\(owner) has scale \(s) at channel \(c); scales must be positive, between 2^\(exponentRange.lowerBound) and 2^\(exponentRange.upperBound)")
+                }
+            }
+            for (c, z) in q.zeroPoints.enumerated() {
+                guard z.isFinite, z >= Float(q.grid.qmin), z <= Float(q.grid.qmax) else {
+                    throw fail("\(owner) has zero point \(z) at channel \(c), outside its grid \(q.grid.qmin)...\(q.grid.qmax)")
+                }
+            }
+        }
+        for (name, q) in network.activations.sorted(by: { $0.key < $1.key }) { try check(q, "activation '\(name)'", widths: activationWidths) }
+        for (name, layer) in network.layers.sorted(by: { $0.key < $1.key }) {
+            try check(layer.weight, "layer '\(name)'", widths: weightWidths)
+            let input = network.activationQuantizer(for: layer.input)?.scales.first
+            for (c, b) in layer.bias.enumerated() {
+                guard b.isFinite else { throw fail("layer '\(name)' has bias \(b) at channel \(c)") }
+                if let input, abs(Double(b) / (Double(input) * Double(layer.weight.scales[c]))) > Double(Int32.max) {
+                    throw fail("layer '\(name)''s bias \(b) at channel \(c) does not fit int32 at its scale")
+                }
+            }
+        }
+        do { _ = try inferShapes(of: network.graph, batch: 1) } catch {
+            throw ModelFileError.corruptedPayload(reason: "the stored graph does not fit its layers (\(error))")
+        }
     }
 
     /// The graph from its ONNX bytes, with each layer's weight and bias initializers recreated from the
