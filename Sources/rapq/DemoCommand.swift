@@ -40,6 +40,7 @@ struct DemoCommand: ParsableCommand {
         let rapqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).rapq")
         let qdqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).qdq.onnx")
         for output in [rapqFile, qdqFile] { try OutputConflict.check(output: output.path, role: "the output", against: inputs) }
+        Interruption.install(outputs: [rapqFile.path, qdqFile.path])
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let fp32 = try FloatModel(contentsOf: file("fmnist-resnet.onnx"))
         let calibration = try NumpyFile.readTensor(contentsOf: file("fmnist-calib-256.npy"))

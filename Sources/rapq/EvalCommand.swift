@@ -39,6 +39,7 @@ struct EvalCommand: ParsableCommand {
             + [labels.map { OutputConflict.Input("--labels", $0) }, reference.map { OutputConflict.Input("--reference", $0) }].compactMap { $0 }
         if let saveLogits { try OutputConflict.check(output: saveLogits, role: "--save-logits", against: inputs) }
         if let saveCodes { try OutputConflict.check(folder: saveCodes, role: "--save-codes", against: inputs) }
+        Interruption.install(outputs: [saveLogits].compactMap { $0 }, outputFolders: [saveCodes].compactMap { $0 })
         let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: data))
         guard x.rank >= 1, x.shape[0] > 0 else { throw ValidationError("--data holds 0 samples (shape \(x.shape)); give at least one") }
         var labelValues: [Int64]?

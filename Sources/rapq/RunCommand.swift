@@ -24,6 +24,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
         try OutputConflict.check(output: output, role: "-o", against: [.init("the model", model), .init("-i", input)])
+        Interruption.install(outputs: [output])
         let network = try FloatModel(contentsOf: URL(fileURLWithPath: model))
         let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: input))
         let y = try network.predict(x, batchSize: batch)

@@ -21,6 +21,7 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
+        Interruption.install()
         guard model.hasSuffix(".rapq") else {
             throw ValidationError("verify reads the tool's .rapq format; quantize with `-o MODEL.rapq` (or `--format rapq`) and verify that file")
         }

@@ -161,4 +161,42 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["eval", m, "--data", c, "--save-logits", scratch.path + "/./c.npy"], saying: "--save-logits")
         XCTAssertEqual([try Data(contentsOf: onnx), try Data(contentsOf: calib)], before)
     }
+
+    /// SIGINT and SIGTERM during reconstruction: a message, exit status 130 / 143, no cache folder, no output;
+    /// a stale cache folder of a dead process is removed when the next run starts.
+    func testSignalsStopCleanly() throws {
+        let cache = scratch.appendingPathComponent("cache")
+        try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run()
+        dead.waitUntilExit()
+        let stale = cache.appendingPathComponent("rapq-cache-\(dead.processIdentifier)-42")
+        try FileManager.default.createDirectory(at: stale, withIntermediateDirectories: true)
+        for (signal, status, name) in [(SIGINT, Int32(130), "SIGINT"), (SIGTERM, Int32(143), "SIGTERM")] {
+            let out = scratch.appendingPathComponent("interrupted.rapq")
+            let process = Process()
+            process.executableURL = Self.binary
+            process.arguments = ["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "rapq",
+                                 "--iters", "100000", "--max-memory", "1MB", "--cache-dir", cache.path, "-o", out.path]
+            let pipe = Pipe()
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = pipe
+            try process.run()
+            // Wait until reconstruction runs (its cache folder exists), then interrupt.
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline, !(try FileManager.default.contentsOfDirectory(atPath: cache.path).contains { $0.hasPrefix("rapq-cache-\(process.processIdentifier)-") }) {
+                usleep(50_000)
+            }
+            usleep(300_000)
+            kill(process.processIdentifier, signal)
+            let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationReason, .exit, message)
+            XCTAssertEqual(process.terminationStatus, status, message)
+            XCTAssertTrue(message.contains("interrupted by \(name)"), message)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cache.path), [], "cache folders left behind")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        }
+    }
 }
