@@ -178,11 +178,13 @@ public enum RAPQFile {
             guard activations[stored.tensor] == nil else { throw ModelFileError.corruptedManifest(reason: "activation '\(stored.tensor)' is listed twice") }
             activations[stored.tensor] = try stored.quantizer.parameters(count: 1, owner: "activation '\(stored.tensor)'")
         }
-        let graph = try decodeGraph(try slice(manifest.graph, "the graph"), layers: layers)
-        let network = QuantizedNetwork(graph: graph, units: manifest.units, layers: layers, activations: activations,
-                                       method: manifest.method, bits: manifest.bits)
-        try checkComputable(network)
-        return network
+        // The quantizers first: the graph is rebuilt from their dequantized weights.
+        var parts = QuantizedNetwork(graph: Graph(name: "", inputs: [], outputs: [], nodes: [], initializers: [:]), units: manifest.units, layers: layers, activations: activations,
+                                     method: manifest.method, bits: manifest.bits)
+        try checkQuantizers(parts)
+        parts.graph = try decodeGraph(try slice(manifest.graph, "the graph"), layers: layers)
+        try checkAgainstGraph(parts)
+        return parts
     }
 
     /// The range of scale exponents a file may hold: wide enough for any trained network (dead channels
@@ -190,11 +192,10 @@ public enum RAPQFile {
     /// normal floats and shifts of a 64-bit accumulator.
     public static let exponentRange: ClosedRange<Int> = -64...64
 
-    /// Refuses what the engines would compute wrongly: bit widths outside 2-8 or wider than declared,
-    /// scales that are not positive normal floats within `exponentRange`, zero points outside their grid,
-    /// biases that are not finite or do not fit int32 at input scale x weight scale, and weight shapes that
-    /// disagree with the graph (checked by shape inference, which also bounds every tensor).
-    static func checkComputable(_ network: QuantizedNetwork) throws {
+    /// Refuses what the engines would compute wrongly, before the graph is rebuilt: bit widths outside 2-8
+    /// or other than declared, scales that are not positive normal floats within `exponentRange`, zero
+    /// points outside their grid, biases that are not finite.
+    static func checkQuantizers(_ network: QuantizedNetwork) throws {
         func fail(_ reason: String) -> ModelFileError { .corruptedManifest(reason: reason) }
         let bits = network.bits
         for (name, value) in [("weights", bits.weights), ("activations", bits.activations), ("first/last", bits.firstLast)] where !(2...8).contains(value) {
@@ -222,12 +223,17 @@ public enum RAPQFile {
         for (name, q) in network.activations.sorted(by: { $0.key < $1.key }) { try check(q, "activation '\(name)'", widths: activationWidths) }
         for (name, layer) in network.layers.sorted(by: { $0.key < $1.key }) {
             try check(layer.weight, "layer '\(name)'", widths: weightWidths)
-            let input = network.activationQuantizer(for: layer.input)?.scales.first
-            for (c, b) in layer.bias.enumerated() {
-                guard b.isFinite else { throw fail("layer '\(name)' has bias \(b) at channel \(c)") }
-                if let input, abs(Double(b) / (Double(input) * Double(layer.weight.scales[c]))) > Double(Int32.max) {
-                    throw fail("layer '\(name)''s bias \(b) at channel \(c) does not fit int32 at its scale")
-                }
+            if let c = layer.bias.firstIndex(where: { !$0.isFinite }) { throw fail("layer '\(name)' has bias \(layer.bias[c]) at channel \(c)") }
+        }
+    }
+
+    /// The checks of `checkQuantizers` that need the graph: biases within int32 at input scale x weight
+    /// scale, and every shape (the weights' included) one the graph runs.
+    static func checkAgainstGraph(_ network: QuantizedNetwork) throws {
+        for (name, layer) in network.layers.sorted(by: { $0.key < $1.key }) {
+            guard let input = network.activationQuantizer(for: layer.input)?.scales.first else { continue }
+            for (c, b) in layer.bias.enumerated() where abs(Double(b) / (Double(input) * Double(layer.weight.scales[c]))) > Double(Int32.max) {
+                throw ModelFileError.corruptedManifest(reason: "layer '\(name)''s bias \(b) at channel \(c) does not fit int32 at its scale")
             }
         }
         do { _ = try inferShapes(of: network.graph, batch: 1) } catch {
