@@ -116,6 +116,7 @@ func outputShape(of node: Node, operands: [[Int]?]) throws -> [Int] {
     case .globalAveragePool:
         let x = try operand(0)
         guard x.count == 4 else { throw fail("expects a 4-D NCHW input, got \(x)") }
+        guard x[2] > 0, x[3] > 0 else { throw fail("input \(x) has no positions to average") }
         return [x[0], x[1], 1, 1]
     case .flatten(let axis):
         let x = try operand(0)

@@ -147,6 +147,14 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     if configuration.resume {
         guard let store else { throw CheckpointError.missing(folder: "(no folder given)") }
         guard let saved = try store.load(units: prepared.units.count) else { throw CheckpointError.missing(folder: store.folder.path) }
+        // The reconstruction indexes layers and sites by name: the saved network must have this run's.
+        let same = Set(saved.network.layers.keys) == Set(network.layers.keys) && Set(saved.network.activations.keys) == Set(network.activations.keys)
+            && network.layers.allSatisfy { name, layer in
+                saved.network.layers[name].map { $0.weightShape == layer.weightShape && $0.weight.grid == layer.weight.grid } ?? false
+            }
+        guard same else {
+            throw CheckpointError.corrupted(folder: store.folder.path, reason: "network.rapq does not have this run's layers, shapes and activation sites")
+        }
         network = saved.network
         position = saved.position
         try progress(.status("resuming from \(store.folder.path): \(position.phase) phase, \(position.completedUnits) of \(prepared.units.count) units done"))

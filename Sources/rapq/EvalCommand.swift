@@ -69,6 +69,7 @@ extension EvalCommand {
     /// Runs `engine` over `x` batch by batch and writes the codes of every activation site, as float32
     /// (exact for codes of at most 8 bits), one `.npy` per site.
     static func writeCodes(of engine: IntegerEngine, on x: Tensor, batchSize: Int, to folder: URL) throws {
+        try checkInput(x, of: engine.network.graph, batchSize: batchSize)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var codes: [String: [Float]] = [:], shapes: [String: [Int]] = [:]
         for slice in x.batches(of: batchSize) {

@@ -560,6 +560,14 @@ final class HostileInputCorpusTests: XCTestCase {
             ("network checksum wrong", try Self.state(original) { $0["networkCRC32"] = 1 }, "does not match"),
             ("no position", try Self.state(original, checksum: false) { $0["position"] = nil }, nil),
         ]
+        // A network of another bit width, with every checksum made to match.
+        let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
+        let other = try RAPQFile.encode(try quantize(model: graph, calibration: NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: calib)),
+                                                     configuration: QuantizationConfiguration(method: .potMse, weightBits: 3, activationBits: 4)))
+        _ = try write(other, "checkpoint-other-network/network.rapq")
+        _ = try write(try Self.state(original) { $0["networkCRC32"] = CRC32.checksum(other) }, "checkpoint-other-network/state.json")
+        add("checkpoint", "network of another bit width", arguments + ["--resume", path("checkpoint-other-network"), "-o", path("out/resumed.rapq")],
+            saying: "does not have this run's layers")
         states.append(("not JSON", Data("{".utf8), "not readable"))
         states.append(("empty state", Data(), "not readable"))
         for (name, state, phrase) in states {
