@@ -41,12 +41,12 @@ struct EvalCommand: ParsableCommand {
         if let saveCodes { try OutputConflict.check(folder: saveCodes, role: "--save-codes", against: inputs) }
         Interruption.install(outputs: [saveLogits].compactMap { $0 }, outputFolders: [saveCodes].compactMap { $0 })
         let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: data))
-        guard x.rank >= 1, x.shape[0] > 0 else { throw ValidationError("--data holds 0 samples (shape \(x.shape)); give at least one") }
+        guard x.rank >= 1, x.shape[0] > 0 else { throw CommandFailure("--data holds 0 samples (shape \(x.shape)); give at least one") }
         var labelValues: [Int64]?
         if let labels {
             let (shape, values) = try NumpyFile.readIntegers(contentsOf: URL(fileURLWithPath: labels))
             guard shape.first == x.shape.first, values.count == x.shape[0] else {
-                throw ValidationError("--labels has \(values.count) entries (shape \(shape)) but --data has \(x.shape.first ?? 0) samples")
+                throw CommandFailure("--labels has \(values.count) entries (shape \(shape)) but --data has \(x.shape.first ?? 0) samples")
             }
             labelValues = values
         }
@@ -57,7 +57,7 @@ struct EvalCommand: ParsableCommand {
         }
         let logits = try loaded.predict(x, integer: integer, batchSize: batch)
         if let bad = logits.data.firstIndex(where: { !$0.isFinite }) {
-            throw ValidationError("the model computed \(logits.data[bad]) at logit index \(bad) (float32 overflow: the data or the weights are out of range); nothing was scored")
+            throw CommandFailure("the model computed \(logits.data[bad]) at logit index \(bad) (float32 overflow: the data or the weights are out of range); nothing was scored")
         }
         if let saveLogits { try NumpyFile.write(logits, to: URL(fileURLWithPath: saveLogits)) }
         let referenceLogits = try reference.map { try FloatModel(contentsOf: URL(fileURLWithPath: $0)).predict(x, batchSize: batch) }

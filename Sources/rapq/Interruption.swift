@@ -11,6 +11,9 @@ enum Interruption {
     /// Installs the handlers; `outputs` are the files (or folders, for `folder: true`) the command may write,
     /// whose temporaries are removed; `cacheDirectory` is where reconstruction caches are created.
     static func install(outputs: [String] = [], outputFolders: [String] = [], cacheDirectory: URL? = nil) {
+        // A file-size limit (`ulimit -f`) then fails the write with EFBIG, which the writers report and clean
+        // up after, instead of killing the process with its temporary left behind.
+        signal(SIGXFSZ, SIG_IGN)
         let pid = getpid()
         let cache = cacheDirectory ?? FileManager.default.temporaryDirectory
         let temporaryPlaces = outputs.map { URL(fileURLWithPath: $0) }.map { ($0.deletingLastPathComponent(), ".\($0.lastPathComponent).partial-\(pid)-") }

@@ -29,7 +29,7 @@ struct RunCommand: ParsableCommand {
         let x = try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: input))
         let y = try network.predict(x, batchSize: batch)
         if let bad = y.data.firstIndex(where: { !$0.isFinite }) {
-            throw ValidationError("the model computed \(y.data[bad]) at output index \(bad) (float32 overflows above 3.4e38: the input or the weights are out of range); \(output) was not written")
+            throw CommandFailure("the model computed \(y.data[bad]) at output index \(bad) (float32 overflows above 3.4e38: the input or the weights are out of range); \(output) was not written")
         }
         try NumpyFile.write(y, to: URL(fileURLWithPath: output))
         print("wrote \(output): shape \(y.shape.map(String.init).joined(separator: "x"))")

@@ -27,7 +27,7 @@ struct VerifyCommand: ParsableCommand {
         }
         let network = try RAPQFile.read(contentsOf: URL(fileURLWithPath: model))
         let x = try data.map { try NumpyFile.readTensor(contentsOf: URL(fileURLWithPath: $0)) }
-        if let x, x.rank == 0 || x.shape[0] == 0 { throw ValidationError("--data holds 0 samples; give at least one") }
+        if let x, x.rank == 0 || x.shape[0] == 0 { throw CommandFailure("--data holds 0 samples; give at least one") }
         let report = VerificationReport(network: network, data: x, batchSize: batch)
         print(report.text)
         if !report.passed {
