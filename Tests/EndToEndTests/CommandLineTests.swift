@@ -199,4 +199,31 @@ final class CommandLineTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
         }
     }
+
+    /// A write that runs out of room (here a file-size limit, as on a full disk) fails with a message and leaves
+    /// neither the output nor its temporary behind, for the QDQ and the .rapq writers.
+    func testFullDiskLeavesNoTemporary() throws {
+        for name in ["full.qdq.onnx", "full.rapq"] {
+            let out = scratch.appendingPathComponent(name).path
+            let shell = "ulimit -f 100; exec '\(Self.binary.path)' quantize '\(model("fmnist-resnet.onnx"))' --calib '\(model("fmnist-calib-256.npy"))' --method pot-mse -o '\(out)'"
+            let (status, output) = try run(URL(fileURLWithPath: "/bin/sh"), ["-c", shell])
+            XCTAssertEqual(status, 1, output)
+            XCTAssertTrue(output.contains("File too large"), output)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path), [], "output or temporary left behind")
+        }
+    }
+
+    /// Runs any executable; its exit status and combined output.
+    func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
 }
