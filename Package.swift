@@ -44,6 +44,11 @@ let package = Package(
             name: "rapq-bench",
             dependencies: ["RAPQ"]
         ),
+        // The fuzz target: `fuzz/run.sh` builds it with libFuzzer; a normal build replays files given as arguments.
+        .executableTarget(
+            name: "rapq-fuzz",
+            dependencies: ["RAPQ"]
+        ),
         .testTarget(name: "TensorKernelsTests", dependencies: ["TensorKernels"]),
         .testTarget(name: "DataIOTests", dependencies: ["DataIO"]),
         .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNX", "DataIO"], resources: [.copy("Resources")]),

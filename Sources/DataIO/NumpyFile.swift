@@ -29,11 +29,15 @@ public struct NumpyHeader: Sendable, Equatable {
 public enum NumpyFile {
     /// Reads a numeric array as a Float32 tensor, rejecting NaN and infinities.
     public static func readTensor(contentsOf url: URL) throws -> Tensor {
-        let bytes = try load(url)
-        let header = try parseHeader(bytes, path: url.path)
+        try tensor(from: load(url), path: url.path)
+    }
+
+    /// The Float32 tensor `.npy` bytes hold, rejecting NaN and infinities; `path` names them in errors.
+    public static func tensor(from bytes: Data, path: String) throws -> Tensor {
+        let header = try parseHeader(bytes, path: path)
         var data = [Float](repeating: 0, count: header.shape.shapeProduct)
         decode(bytes, header) { i, v in data[i] = Float(v) }
-        if let bad = data.firstIndex(where: { !$0.isFinite }) { throw DataError.nonFinite(path: url.path, index: bad) }
+        if let bad = data.firstIndex(where: { !$0.isFinite }) { throw DataError.nonFinite(path: path, index: bad) }
         return Tensor(shape: header.shape, data: data)
     }
 

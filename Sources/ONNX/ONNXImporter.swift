@@ -179,6 +179,9 @@ struct GraphConverter {
         }
         let produced = Set(nodes.flatMap(\.outputs)).union(inputs.map(\.name))
         var outputs: [ValueInfo] = []
+        guard !proto.output.isEmpty else {
+            throw ONNXError.invalidValueInfo(tensor: "(none)", reason: "the graph declares no outputs, so running it computes nothing; re-export the model with its outputs")
+        }
         for value in proto.output {
             let info = try Self.valueInfo(value, role: "graph output")
             if !produced.contains(info.name) {

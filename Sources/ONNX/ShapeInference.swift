@@ -55,7 +55,8 @@ public func checkInput(_ input: Tensor, of graph: Graph, batchSize: Int) throws 
     guard let info = graph.inputs.first, graph.inputs.count == 1 else {
         throw ExecutionError.missingInput(name: graph.inputs.map(\.name).joined(separator: ", "))
     }
-    guard input.rank == info.dimensions.count, zip(input.shape, info.dimensions).allSatisfy({ $1 == nil || $0 == $1! }) else {
+    guard !graph.outputs.isEmpty else { throw ExecutionError.unknownTensor(name: "(the graph declares no outputs)") }
+    guard input.rank >= 1, input.rank == info.dimensions.count, zip(input.shape, info.dimensions).allSatisfy({ $1 == nil || $0 == $1! }) else {
         throw ExecutionError.inputShapeMismatch(name: info.name, expected: info.dimensions, got: input.shape)
     }
     guard input.shape[0] > 0 else { throw ExecutionError.noSamples(name: info.name) }

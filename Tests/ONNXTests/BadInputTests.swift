@@ -330,6 +330,14 @@ final class BadInputTests: XCTestCase {
         }
     }
 
+    /// Found by fuzzing: a graph without outputs used to load and then index its first output.
+    func testGraphWithoutOutputsIsRefused() throws {
+        var model = B.convRelu()
+        model.graph.output = []
+        let error = try importError(model)
+        XCTAssertTrue(error?.description.contains("declares no outputs") == true, String(describing: error))
+    }
+
     func testUnreadableFile() {
         XCTAssertThrowsError(try ONNXImporter.load(contentsOf: URL(fileURLWithPath: "/nonexistent/model.onnx"))) { error in
             guard case .unreadableFile? = error as? ONNXError else { return XCTFail("\(error)") }
