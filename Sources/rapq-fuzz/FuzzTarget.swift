@@ -2,13 +2,15 @@ import Foundation
 import RAPQ
 
 /// One fuzz input through the readers a user's files reach. The first byte chooses the format (0: ONNX,
-/// 1: `.npy`, 2: `.rapq`), the rest is the file. A reader must throw or succeed; what it accepts must then
+/// 1: `.npy`, 2: `.rapq`, 3: a `.rapq` manifest, wrapped with valid checksums around the payload of
+/// `ManifestFuzzing.reference`, so that mutations reach the manifest's checks and the engines instead of
+/// failing the checksum), the rest is the file. A reader must throw or succeed; what it accepts must then
 /// pass through shape inference, the FP32 executor (on a small zero input), the static checks and the
 /// engines without trapping. Any crash is a finding.
 func fuzzOne(_ data: Data) {
     guard let selector = data.first else { return }
     let body = Data(data.dropFirst())
-    switch selector % 3 {
+    switch selector % 4 {
     case 0:
         guard let graph = try? ONNXImporter.load(data: body, externalDataDirectory: nil) else { return }
         guard let shapes = try? inferShapes(of: graph, batch: 1) else { return }
@@ -20,13 +22,54 @@ func fuzzOne(_ data: Data) {
     case 1:
         _ = try? NumpyFile.tensor(from: body, path: "fuzz.npy")
     default:
-        guard let network = try? RAPQFile.decode(body) else { return }
+        guard let network = try? RAPQFile.decode(selector % 4 == 2 ? body : ManifestFuzzing.file(manifest: body)) else { return }
         _ = staticChecks(of: network)
         guard let input = network.graph.inputs.first, let shapes = try? inferShapes(of: network.graph, batch: 1),
               shapes.values.allSatisfy({ $0.reduce(1, *) < 1 << 18 }), let shape = shapes[input.name] else { return }
         let x = Tensor(shape: shape, repeating: 0.25)
         _ = try? Simulation(network).predict(x, batchSize: 1)
         _ = try? IntegerEngine(network).predict(x, batchSize: 1)
+    }
+}
+
+/// A `.rapq` file around a fuzzed manifest: the payload of a small valid network, checksums recomputed.
+enum ManifestFuzzing {
+    /// x [N, 1, 6, 6] -> Conv 3x3 (2 filters) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (3 classes),
+    /// quantized with pot-mse at W2A4: small, so that the engines run thousands of times a second.
+    static let reference: Data = {
+        func values(_ count: Int, _ seed: Int) -> [Float] { (0..<count).map { Float(($0 * 7 + seed * 13) % 17) / 8 - 1 } }
+        let graph = Graph(
+            name: "fuzz", inputs: [ValueInfo(name: "x", dimensions: [nil, 1, 6, 6])], outputs: [ValueInfo(name: "y", dimensions: [nil, 3])],
+            nodes: [
+                Node(name: "conv", op: .conv(Conv2DParameters(window: WindowGeometry(kernel: (3, 3)))), inputs: ["x", "w", "b"], outputs: ["c"]),
+                Node(name: "relu", op: .relu, inputs: ["c"], outputs: ["r"]),
+                Node(name: "pool", op: .globalAveragePool, inputs: ["r"], outputs: ["p"]),
+                Node(name: "flatten", op: .flatten(axis: 1), inputs: ["p"], outputs: ["f"]),
+                Node(name: "gemm", op: .gemm(alpha: 1, beta: 1, transA: false, transB: true), inputs: ["f", "wg", "bg"], outputs: ["y"]),
+            ],
+            initializers: ["w": Tensor(shape: [2, 1, 3, 3], data: values(18, 1)), "b": Tensor(shape: [2], data: values(2, 2)),
+                           "wg": Tensor(shape: [3, 2], data: values(6, 3)), "bg": Tensor(shape: [3], data: values(3, 4))])
+        let samples = Tensor(shape: [4, 1, 6, 6], data: values(144, 5))
+        let network = try! quantize(model: graph, calibration: samples,
+                                    configuration: QuantizationConfiguration(method: .potMse, weightBits: 2, activationBits: 4))
+        return try! RAPQFile.encode(network)
+    }()
+
+    /// The reference file's manifest (a seed for selector 3).
+    static var manifest: Data {
+        let length = (12..<20).reduce(0) { $0 | Int(reference[$1]) << (8 * ($1 - 12)) }
+        return reference.subdata(in: 24..<24 + length)
+    }
+
+    /// The reference file with `manifest` in place of its own and the manifest checksum recomputed.
+    static func file(manifest json: Data) -> Data {
+        let length = (12..<20).reduce(0) { $0 | Int(reference[$1]) << (8 * ($1 - 12)) }
+        var out = reference.prefix(12)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: CRC32.checksum(json).littleEndian) { out.append(contentsOf: $0) }
+        out.append(json)
+        out.append(reference.suffix(from: 24 + length))
+        return out
     }
 }
 
@@ -46,6 +89,8 @@ func runFuzzerDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePo
 /// SwiftPM links an executable's entry point under the name `<module>_main`; it hands over to libFuzzer.
 @_cdecl("rapq_fuzz_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    // Built before the first input, so the leak checker does not count this one-time value as a leak.
+    _ = ManifestFuzzing.reference
     var count = argc
     var arguments = argv
     return runFuzzerDriver(&count, &arguments) { fuzzerTestOneInput($0, $1) }
@@ -55,6 +100,11 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
 @main
 enum FuzzReplay {
     static func main() throws {
+        // `--manifest-seed FILE` writes the seed of selector 3 for fuzz/run.sh.
+        if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--manifest-seed" {
+            try (Data([3]) + ManifestFuzzing.manifest).write(to: URL(fileURLWithPath: CommandLine.arguments[2]))
+            return
+        }
         for path in CommandLine.arguments.dropFirst() {
             fuzzOne(try Data(contentsOf: URL(fileURLWithPath: path)))
         }
