@@ -5,7 +5,10 @@ import XCTest
 /// The `rapq` binary on bad input: a clear message, a non-zero exit, and no output file.
 final class CommandLineTests: XCTestCase {
     static let root = PipelineTests.root
-    static var binary: URL { root.appendingPathComponent(".build/debug/rapq") }
+    /// The `rapq` binary under test: `RAPQ_BINARY` if set (e.g. a build with `--sanitize=address`), else the debug build.
+    static var binary: URL {
+        ProcessInfo.processInfo.environment["RAPQ_BINARY"].map { URL(fileURLWithPath: $0) } ?? root.appendingPathComponent(".build/debug/rapq")
+    }
     var scratch: URL!
 
     override func setUpWithError() throws {

@@ -97,6 +97,7 @@ final class HostileInputCorpusTests: XCTestCase {
         if process.terminationStatus == 0 { return "exited 0; stderr: \(stderr.suffix(300))" }
         if stderr.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return "no message on stderr" }
         if stderr.contains("Fatal error") { return "trapped: \(stderr.suffix(300))" }
+        if stderr.contains("Sanitizer") { return "sanitizer report: \(stderr.prefix(600))" }
         if let phrase = c.phrase, !stderr.contains(phrase) { return "expected '\(phrase)' in: \(stderr.suffix(400))" }
         return nil
     }
