@@ -16,6 +16,7 @@ public enum AtomicFile {
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DataError.unwritable(path: url.path, reason: "folder '\(folder.path)' does not exist")
         }
+        removeStaleTemporaries(in: folder, for: url)
         let (fd, temporary) = try createTemporary(in: folder, for: url)
         var failure = writeAll(data, to: fd)
         if failure == nil, fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
@@ -28,6 +29,22 @@ public enum AtomicFile {
         // Make the rename itself durable; a failure here leaves a complete file, so it is not reported.
         let folderDescriptor = open(folder.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if folderDescriptor >= 0 { _ = fsync(folderDescriptor); close(folderDescriptor) }
+    }
+
+    /// Removes the temporaries `.<name>.partial-<pid>-<n>` of `url` left by processes that no longer exist
+    /// (killed by SIGKILL while writing): only regular files of this user; a live pid's are left alone.
+    static func removeStaleTemporaries(in folder: URL, for url: URL) {
+        let prefix = ".\(url.lastPathComponent).partial-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let parts = name.dropFirst(prefix.count).split(separator: "-")
+            guard parts.count == 2, let pid = Int32(parts[0]), pid > 0, pid != getpid(), Int(parts[1]) != nil else { continue }
+            guard kill(pid, 0) != 0, errno == ESRCH else { continue }
+            let path = folder.appendingPathComponent(name).path
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid() else { continue }
+            unlink(path)
+        }
     }
 
     /// Creates a fresh temporary file (never an existing one: `O_EXCL`) next to `url`.

@@ -88,4 +88,18 @@ final class FileSafetyTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: url), Data("old".utf8))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["out.bin"])
     }
+
+    /// The temporary of a writer killed by SIGKILL is removed by the next write of that file; one of a live
+    /// process is kept.
+    func testStaleTemporaryOfADeadProcessIsRemoved() throws {
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run()
+        dead.waitUntilExit()
+        let stale = path(".out.bin.partial-\(dead.processIdentifier)-0"), live = path(".out.bin.partial-1-0")
+        try Data("half".utf8).write(to: URL(fileURLWithPath: stale))
+        try Data("half".utf8).write(to: URL(fileURLWithPath: live))
+        try AtomicFile.write(Data("new".utf8), to: URL(fileURLWithPath: path("out.bin")))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted(), [".out.bin.partial-1-0", "out.bin"])
+    }
 }
