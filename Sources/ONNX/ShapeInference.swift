@@ -1,3 +1,4 @@
+import Foundation
 import Graph
 import TensorKernels
 
@@ -50,7 +51,10 @@ public func inferShapes(of graph: Graph, inputShapes: [String: [Int]]) throws ->
 /// at least one sample, the declared input shape, and every tensor's shape at that batch within
 /// `ShapeLimits` (so a hostile model fails here with a message instead of trapping or allocating without
 /// bound while running).
-public func checkInput(_ input: Tensor, of graph: Graph, batchSize: Int) throws {
+///
+/// `memory` bounds the bytes of any one tensor of a batch (default: half of the physical memory), since an
+/// allocation that fails aborts the process.
+public func checkInput(_ input: Tensor, of graph: Graph, batchSize: Int, memory: Int = ShapeLimits.memoryBytes) throws {
     guard batchSize > 0 else { throw ExecutionError.invalidBatchSize(batchSize) }
     guard let info = graph.inputs.first, graph.inputs.count == 1 else {
         throw ExecutionError.missingInput(name: graph.inputs.map(\.name).joined(separator: ", "))
@@ -60,7 +64,10 @@ public func checkInput(_ input: Tensor, of graph: Graph, batchSize: Int) throws 
         throw ExecutionError.inputShapeMismatch(name: info.name, expected: info.dimensions, got: input.shape)
     }
     guard input.shape[0] > 0 else { throw ExecutionError.noSamples(name: info.name) }
-    _ = try inferShapes(of: graph, inputShapes: [info.name: [Swift.min(batchSize, input.shape[0])] + input.shape.dropFirst()])
+    let shapes = try inferShapes(of: graph, inputShapes: [info.name: [Swift.min(batchSize, input.shape[0])] + input.shape.dropFirst()])
+    for (name, shape) in shapes.sorted(by: { $0.key < $1.key }) where shape.reduce(1, *) > memory / MemoryLayout<Float>.stride {
+        throw ShapeInferenceError.beyondMemory(tensor: name, shape: shape, bytes: shape.reduce(1, *) * MemoryLayout<Float>.stride, memory: memory)
+    }
 }
 
 /// The shape of a node's output given its operands' shapes (`nil`: an omitted optional input).

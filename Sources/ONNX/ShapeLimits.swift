@@ -1,3 +1,4 @@
+import Foundation
 import Graph
 
 /// The size limit shared by shape inference and execution: no tensor (an input, an intermediate activation
@@ -7,6 +8,9 @@ import Graph
 public enum ShapeLimits {
     /// The largest element count of one tensor: 2^31 (8 GiB as float32).
     public static let maximumElements = 1 << 31
+
+    /// The most bytes one tensor of a running batch may need: half of the physical memory (`checkInput`).
+    public static var memoryBytes: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory / 2) }
 
     /// The element count of `shape`; throws `ShapeInferenceError.tooLarge` for a negative dimension or a
     /// count above `maximumElements` (an overflowing product included).
