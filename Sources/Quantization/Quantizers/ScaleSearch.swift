@@ -89,9 +89,11 @@ public enum ScaleSearch {
     /// The stored scale and zero point for `values` under `policy`, starting from the float search result.
     public static func search(_ values: UnsafeBufferPointer<Float>, grid: QuantizationGrid, policy: ScalePolicy) -> (scale: Float, zeroPoint: Float) {
         let (s0, z0) = searchFloat(values, grid: grid)
-        // s0 is positive and finite (searchFloat skips other candidates), so its log2 is a finite Int.
+        // s0 is positive and finite (searchFloat skips other candidates), so its log2 is a finite Int; the
+        // exponent is kept within the normal floats (near 3.4e38 it would round up to 2^128, infinity).
         var nearest: (scale: Float, zeroPoint: Float) {
-            let s = PowerOfTwo.value(Int(log2(Double(s0)).rounded(.toNearestOrEven)))
+            let e = Int(log2(Double(s0)).rounded(.toNearestOrEven))
+            let s = PowerOfTwo.value(Swift.min(Swift.max(e, -126), 127))
             return (s, rescaledZeroPoint(z0, from: s0, to: s, grid: grid))
         }
         switch policy {
