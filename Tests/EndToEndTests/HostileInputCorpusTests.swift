@@ -362,6 +362,11 @@ final class HostileInputCorpusTests: XCTestCase {
         add("npy", "values 3e38 (quantize pot-mse)", ["quantize", model, "--calib", huger, "--method", "pot-mse", "-o", out])
         add("npy", "values 3e38 (run)", ["run", model, "-i", huger, "-o", npyOut])
         add("npy", "values 3e38 (eval)", ["eval", model, "--data", huger])
+        // Values near 1e-36 give scales no .rapq file may hold: refused when writing, not when reading back.
+        let tiny = try writeNpy(Tensor(shape: [8, 1, 8, 8], data: Self.values(512, seed: 7).map { $0 * 1e-36 }), "tiny.npy")
+        for method in ["pot-mse", "rtn"] {
+            add("npy", "values near 1e-36 (quantize \(method))", ["quantize", model, "--calib", tiny, "--method", method, "-o", out], saying: "cannot be saved")
+        }
 
         // Labels.
         let data = path("calib.npy")

@@ -45,6 +45,10 @@ public enum RAPQFile {
     /// The file's bytes for `network`.
     public static func encode(_ network: QuantizedNetwork) throws -> Data {
         let owned = try layerOwnedInitializers(of: network)
+        // Never write what `decode` refuses (e.g. scales beyond `exponentRange` from data near 1e-38).
+        do { try checkQuantizers(network) } catch ModelFileError.corruptedManifest(let reason) {
+            throw ModelFileError.unrepresentable(reason: reason)
+        }
         var structure = network.graph
         structure.initializers = structure.initializers.filter { !owned.contains($0.key) }
         let graphBytes: Data
