@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Graph", dependencies: ["TensorKernels"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
         .target(
             name: "ONNX",
-            dependencies: ["Graph", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["Graph", "DataIO", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["onnx-subset.proto", "README.md"]
         ),
         .target(name: "DataIO", dependencies: ["TensorKernels", "ImageCodecs"], exclude: ["README.md"], swiftSettings: optimizedInDebug),
@@ -48,6 +48,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "rapq-bench",
+            dependencies: ["RAPQ"]
+        ),
+        // The fuzz target: `fuzz/run.sh` builds it with libFuzzer; a normal build replays files given as arguments.
+        .executableTarget(
+            name: "rapq-fuzz",
             dependencies: ["RAPQ"]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),

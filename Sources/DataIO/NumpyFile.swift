@@ -29,11 +29,15 @@ public struct NumpyHeader: Sendable, Equatable {
 public enum NumpyFile {
     /// Reads a numeric array as a Float32 tensor, rejecting NaN and infinities.
     public static func readTensor(contentsOf url: URL) throws -> Tensor {
-        let bytes = try load(url)
-        let header = try parseHeader(bytes, path: url.path)
+        try tensor(from: load(url), path: url.path)
+    }
+
+    /// The Float32 tensor `.npy` bytes hold, rejecting NaN and infinities; `path` names them in errors.
+    public static func tensor(from bytes: Data, path: String) throws -> Tensor {
+        let header = try parseHeader(bytes, path: path)
         var data = [Float](repeating: 0, count: header.shape.shapeProduct)
         decode(bytes, header) { i, v in data[i] = Float(v) }
-        if let bad = data.firstIndex(where: { !$0.isFinite }) { throw DataError.nonFinite(path: url.path, index: bad) }
+        if let bad = data.firstIndex(where: { !$0.isFinite }) { throw DataError.nonFinite(path: path, index: bad) }
         return Tensor(shape: header.shape, data: data)
     }
 
@@ -51,10 +55,9 @@ public enum NumpyFile {
     }
 
     private static func load(_ url: URL) throws -> Data {
-        guard FileManager.default.fileExists(atPath: url.path) else { throw DataError.unreadable(path: url.path, reason: "no such file") }
-        do { return try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw DataError.unreadable(path: url.path, reason: error.localizedDescription)
-        }
+        let bytes = try RegularFile.contents(of: url)
+        if bytes.isEmpty { throw DataError.malformedNumpy(path: url.path, reason: "the file is empty (0 bytes)") }
+        return bytes
     }
 
     /// Calls `store(i, value)` for every element, widening it to Double.

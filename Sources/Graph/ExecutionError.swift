@@ -10,6 +10,10 @@ public enum ExecutionError: Error, CustomStringConvertible, Equatable {
     case incompatibleShapes(node: String, op: String, detail: String)
     /// A requested tensor is not produced by the graph.
     case unknownTensor(name: String)
+    /// The input holds no samples (its first dimension is 0).
+    case noSamples(name: String)
+    /// The batch size (samples per forward pass) is not positive.
+    case invalidBatchSize(Int)
 
     public var description: String {
         switch self {
@@ -24,6 +28,10 @@ public enum ExecutionError: Error, CustomStringConvertible, Equatable {
             return "node '\(node)' (\(op)): \(detail)"
         case .unknownTensor(let name):
             return "tensor '\(name)' is not produced by this graph"
+        case .noSamples(let name):
+            return "the data for input '\(name)' hold 0 samples; give at least one sample (the first dimension is the batch)"
+        case .invalidBatchSize(let size):
+            return "batch size \(size) is not positive; use 1 or more samples per forward pass"
         }
     }
 }

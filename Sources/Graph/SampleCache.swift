@@ -34,9 +34,11 @@ public final class SampleCache: @unchecked Sendable {
         self.limit = Swift.max(0, limit)
         let folder = directory.appendingPathComponent("rapq-cache-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw SampleCacheError.unwritable(folder: directory.path, reason: "no such folder")
+        let exists = FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory)
+        guard exists, isDirectory.boolValue else {
+            throw SampleCacheError.unwritable(folder: directory.path, reason: exists ? "it is a file, not a folder" : "no such folder")
         }
+        Self.removeStaleFolders(in: directory)
         guard mkdir(folder.path, 0o700) == 0 else {
             throw SampleCacheError.unwritable(folder: directory.path, reason: String(cString: strerror(errno)))
         }
@@ -45,6 +47,23 @@ public final class SampleCache: @unchecked Sendable {
 
     deinit {
         if let folder { try? FileManager.default.removeItem(at: folder) }
+    }
+
+    /// Removes the `rapq-cache-<pid>-<n>` folders in `directory` whose process no longer exists (a process
+    /// killed by SIGKILL cannot remove its own). A folder whose pid is alive, even if reused by another
+    /// program, is left alone.
+    public static func removeStaleFolders(in directory: URL) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
+        for name in names where name.hasPrefix("rapq-cache-") {
+            let parts = name.dropFirst("rapq-cache-".count).split(separator: "-")
+            guard parts.count == 2, let pid = Int32(parts[0]), pid > 0, pid != getpid(), UInt32(parts[1]) != nil else { continue }
+            guard kill(pid, 0) != 0, errno == ESRCH else { continue }
+            let url = directory.appendingPathComponent(name)
+            var info = stat()
+            // Only folders this user owns: never follow a link or touch another user's files.
+            guard lstat(url.path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid() else { continue }
+            try? FileManager.default.removeItem(at: url)
+        }
     }
 
     /// What the cache has done so far.

@@ -120,6 +120,7 @@ struct AttributeReader {
                 throw unsupported(name, value: "\(values)", "\(values.count)-D window; \(spatial)")
             }
             guard values.allSatisfy({ $0 > 0 }) else { throw unsupported(name, value: "\(values)", "values must be positive") }
+            guard values.allSatisfy({ $0 <= ShapeLimits.maximumElements }) else { throw unsupported(name, value: "\(values)", "values must be at most 2^31") }
             return (values[0], values[1])
         }
         guard let kernelShape = try ints("kernel_shape") ?? inferred else {
@@ -136,6 +137,8 @@ struct AttributeReader {
             throw unsupported("pads", value: "\(pads)", "expected 4 values [top, left, bottom, right]; \(spatial)")
         }
         guard pads.allSatisfy({ $0 >= 0 }) else { throw unsupported("pads", value: "\(pads)", "negative padding") }
+        // Bounded so that window arithmetic on dimensions of at most 2^31 cannot overflow.
+        guard pads.allSatisfy({ $0 <= ShapeLimits.maximumElements }) else { throw unsupported("pads", value: "\(pads)", "values must be at most 2^31") }
         let autoPadText = try string("auto_pad", default: "NOTSET")
         guard let autoPad = AutoPad(rawValue: autoPadText) else {
             throw unsupported("auto_pad", value: "'\(autoPadText)'", "expected NOTSET, SAME_UPPER, SAME_LOWER or VALID")

@@ -48,6 +48,8 @@ public enum ONNXError: Error, CustomStringConvertible, Equatable {
     case invalidValueInfo(tensor: String, reason: String)
     /// Writing a model to disk failed.
     case writeFailed(path: String, reason: String)
+    /// A weight (an initializer read as data) holds NaN or an infinity.
+    case nonFiniteData(tensor: String, index: Int, value: Float)
 
     public var description: String {
         switch self {
@@ -120,6 +122,8 @@ public enum ONNXError: Error, CustomStringConvertible, Equatable {
                 + "cannot be ordered, re-export the model"
         case .invalidValueInfo(let tensor, let reason):
             return "graph value '\(tensor)': \(reason)"
+        case .nonFiniteData(let tensor, let index, let value):
+            return "weight tensor '\(tensor)' holds \(value) at flat index \(index); a model with NaN or infinite weights computes nothing meaningful: re-export it from a trained checkpoint"
         case .writeFailed(let path, let reason):
             return "cannot write ONNX file '\(path)': \(reason); check that the directory exists and is writable"
         }

@@ -1,3 +1,4 @@
+import DataIO
 import Foundation
 import Graph
 import SwiftProtobuf
@@ -37,20 +38,13 @@ public enum ONNXExporter {
         try write(modelProto(for: graph), to: url)
     }
 
-    /// Writes `model` to `url` atomically: to a temporary file in the same directory, then renamed over
-    /// `url`, so a crash never leaves a half-written model behind.
+    /// Writes `model` to `url` atomically (`AtomicFile`): to a temporary file in the same directory, flushed,
+    /// then renamed over `url`, so a crash or a full disk never leaves a half-written model or a temporary.
     public static func write(_ model: Onnx_ModelProto, to url: URL) throws {
         let data = try serializedData(of: model)
-        let directory = url.deletingLastPathComponent()
-        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).partial")
         do {
-            try data.write(to: temporary)
-        } catch {
-            throw ONNXError.writeFailed(path: url.path, reason: error.localizedDescription)
-        }
-        if rename(temporary.path, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
+            try AtomicFile.write(data, to: url)
+        } catch let DataError.unwritable(_, reason) {
             throw ONNXError.writeFailed(path: url.path, reason: reason)
         }
     }

@@ -1,3 +1,4 @@
+import DataIO
 import Foundation
 import Graph
 import SwiftProtobuf
@@ -36,10 +37,15 @@ public enum ONNXImporter {
     public static func load(contentsOf url: URL) throws -> Graph {
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
-        } catch {
-            throw ONNXError.unreadableFile(path: url.path, reason: error.localizedDescription)
+            data = try RegularFile.contents(of: url)
+        } catch let error as DataError {
+            switch error {
+            case .notARegularFile(_, let kind): throw ONNXError.unreadableFile(path: url.path, reason: "it is \(kind), not a model file")
+            case .unreadable(_, let reason): throw ONNXError.unreadableFile(path: url.path, reason: reason)
+            default: throw ONNXError.unreadableFile(path: url.path, reason: error.description)
+            }
         }
+        guard !data.isEmpty else { throw ONNXError.unreadableFile(path: url.path, reason: "the file is empty (0 bytes), not an ONNX model") }
         return try load(data: data, externalDataDirectory: url.deletingLastPathComponent())
     }
 
@@ -206,6 +212,9 @@ struct GraphConverter {
         }
         let produced = Set(nodes.flatMap(\.outputs)).union(inputs.map(\.name))
         var outputs: [ValueInfo] = []
+        guard !proto.output.isEmpty else {
+            throw ONNXError.invalidValueInfo(tensor: "(none)", reason: "the graph declares no outputs, so running it computes nothing; re-export the model with its outputs")
+        }
         for value in proto.output {
             var info = try Self.valueInfo(value, role: "graph output")
             if !produced.contains(info.name) {
@@ -351,7 +360,12 @@ struct GraphConverter {
         guard initializers[name] == nil, let proto = constants[name] else { return }
         var named = proto
         named.name = name
-        initializers[name] = try decoder.floatTensor(named)
+        let tensor = try decoder.floatTensor(named)
+        // NaN or infinite weights would run to all-NaN outputs (and break every scale search).
+        if let bad = tensor.data.firstIndex(where: { !$0.isFinite }) {
+            throw ONNXError.nonFiniteData(tensor: name, index: bad, value: tensor.data[bad])
+        }
+        initializers[name] = tensor
     }
 
     /// Resolves a data input: a float constant (or a float value computed at import) becomes an

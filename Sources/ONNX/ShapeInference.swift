@@ -1,3 +1,4 @@
+import Foundation
 import Graph
 import TensorKernels
 
@@ -7,11 +8,27 @@ import TensorKernels
 /// rules are those the executor applies, checked once for the whole graph, so a model whose shapes do not
 /// fit (a convolution's channel count, Gemm's inner dimension, a broadcast, a reshape's element count) is
 /// reported before anything runs.
+///
+/// Every shape is checked against `ShapeLimits.maximumElements` with overflow-checked products, and a node
+/// whose output would be empty (a Conv, Gemm or MatMul with zero channels, classes or positions) is refused, so nothing downstream
+/// allocates without bound or divides by zero.
 public func inferShapes(of graph: Graph, batch: Int) throws -> [String: [Int]] {
     guard batch > 0 else { throw ShapeInferenceError.invalidBatch(batch) }
+    var inputs: [String: [Int]] = [:]
+    for input in graph.inputs { inputs[input.name] = input.dimensions.map { $0 ?? batch } }
+    return try inferShapes(of: graph, inputShapes: inputs)
+}
+
+/// The shape of every tensor of `graph` when its inputs have the given shapes (with the checks of
+/// `inferShapes(of:batch:)`); a graph input missing from `inputShapes` is an unknown tensor.
+public func inferShapes(of graph: Graph, inputShapes: [String: [Int]]) throws -> [String: [Int]] {
     var shapes: [String: [Int]] = [:]
     for (name, tensor) in graph.initializers { shapes[name] = tensor.shape }
-    for input in graph.inputs { shapes[input.name] = input.dimensions.map { $0 ?? batch } }
+    for input in graph.inputs {
+        guard let shape = inputShapes[input.name] else { continue }
+        try ShapeLimits.check(shape, tensor: input.name)
+        shapes[input.name] = shape
+    }
     for node in graph.nodes {
         let operands = try node.inputs.map { name -> [Int]? in
             if name.isEmpty { return nil }
@@ -19,9 +36,38 @@ public func inferShapes(of graph: Graph, batch: Int) throws -> [String: [Int]] {
             return shape
         }
         let output = try outputShape(of: node, operands: operands)
+        let count = try ShapeLimits.check(output, tensor: node.outputs.first ?? node.name)
+        // Other operators may yield empty tensors (ONNX allows them); a layer without outputs is degenerate.
+        guard count > 0 || !producesLayerOutput(node.op) else {
+            throw ShapeInferenceError.inconsistentShapes(node: node.name, op: node.op.onnxName,
+                                                         detail: "its output would be empty (shape \(output)): a layer with zero channels, classes or positions")
+        }
         for name in node.outputs { shapes[name] = output }
     }
     return shapes
+}
+
+/// Checks `input` (batch first) before `graph` runs on it in batches of `batchSize`: a positive batch size,
+/// at least one sample, the declared input shape, and every tensor's shape at that batch within
+/// `ShapeLimits` (so a hostile model fails here with a message instead of trapping or allocating without
+/// bound while running).
+///
+/// `memory` bounds the bytes of any one tensor of a batch (default: half of the physical memory), since an
+/// allocation that fails aborts the process.
+public func checkInput(_ input: Tensor, of graph: Graph, batchSize: Int, memory: Int = ShapeLimits.memoryBytes) throws {
+    guard batchSize > 0 else { throw ExecutionError.invalidBatchSize(batchSize) }
+    guard let info = graph.inputs.first, graph.inputs.count == 1 else {
+        throw ExecutionError.missingInput(name: graph.inputs.map(\.name).joined(separator: ", "))
+    }
+    guard !graph.outputs.isEmpty else { throw ExecutionError.unknownTensor(name: "(the graph declares no outputs)") }
+    guard input.rank >= 1, input.rank == info.dimensions.count, zip(input.shape, info.dimensions).allSatisfy({ $1 == nil || $0 == $1! }) else {
+        throw ExecutionError.inputShapeMismatch(name: info.name, expected: info.dimensions, got: input.shape)
+    }
+    guard input.shape[0] > 0 else { throw ExecutionError.noSamples(name: info.name) }
+    let shapes = try inferShapes(of: graph, inputShapes: [info.name: [Swift.min(batchSize, input.shape[0])] + input.shape.dropFirst()])
+    for (name, shape) in shapes.sorted(by: { $0.key < $1.key }) where shape.reduce(1, *) > memory / MemoryLayout<Float>.stride {
+        throw ShapeInferenceError.beyondMemory(tensor: name, shape: shape, bytes: shape.reduce(1, *) * MemoryLayout<Float>.stride, memory: memory)
+    }
 }
 
 /// The shape of a node's output given its operands' shapes (`nil`: an omitted optional input).
@@ -78,6 +124,7 @@ func outputShape(of node: Node, operands: [[Int]?]) throws -> [Int] {
     case .globalAveragePool:
         let x = try operand(0)
         guard x.count == 4 else { throw fail("expects a 4-D NCHW input, got \(x)") }
+        guard x[2] > 0, x[3] > 0 else { throw fail("input \(x) has no positions to average") }
         return [x[0], x[1], 1, 1]
     case .flatten(let axis):
         let x = try operand(0)
@@ -134,5 +181,13 @@ func outputShape(of node: Node, operands: [[Int]?]) throws -> [Int] {
             throw fail("perm \(permutation) is not a permutation of the input's \(x.count) dimensions (shape \(x))")
         }
         return permutation.map { x[$0] }
+    }
+}
+
+/// Whether `op` is a layer with weights (Conv, Gemm, MatMul), whose empty output means zero channels or classes.
+private func producesLayerOutput(_ op: Operator) -> Bool {
+    switch op {
+    case .conv, .gemm, .matMul: return true
+    default: return false
     }
 }

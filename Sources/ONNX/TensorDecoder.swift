@@ -1,3 +1,4 @@
+import DataIO
 import Foundation
 import Graph
 import TensorKernels
@@ -189,8 +190,9 @@ struct TensorDecoder {
         let offset = try number("offset") ?? 0
         let size: Int
         do {
-            let attributes = try FileManager.default.attributesOfItem(atPath: file.path)
-            size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+            size = try RegularFile.size(of: file)
+        } catch DataError.notARegularFile(_, let kind) {
+            throw ONNXError.externalData(tensor: name, reason: "'\(location)' is \(kind), not a data file")
         } catch {
             throw ONNXError.externalData(
                 tensor: name, reason: "file '\(location)' is missing next to the model (\(file.path)); copy it there")
@@ -204,18 +206,9 @@ struct TensorDecoder {
                 tensor: name, reason: "file '\(location)' has \(size) bytes, fewer than offset \(offset) + length \(length); it is truncated")
         }
         do {
-            let handle = try FileHandle(forReadingFrom: file)
-            defer { try? handle.close() }
-            try handle.seek(toOffset: UInt64(offset))
-            let data = try handle.read(upToCount: length) ?? Data()
-            guard data.count == length else {
-                throw ONNXError.externalData(tensor: name, reason: "read \(data.count) of \(length) bytes from '\(location)'")
-            }
-            return data
-        } catch let error as ONNXError {
-            throw error
+            return try RegularFile.contents(of: file, offset: offset, length: length)
         } catch {
-            throw ONNXError.externalData(tensor: name, reason: "reading '\(location)' failed: \(error.localizedDescription)")
+            throw ONNXError.externalData(tensor: name, reason: "reading '\(location)' failed: \(error)")
         }
     }
 }

@@ -14,8 +14,23 @@ public struct ClassificationMetrics: Equatable, Codable, Sendable {
     public var meanKL: Double?
 
     /// Scores `logits` ([samples, classes]) against optional labels and optional reference logits.
-    public init(logits: Tensor, labels: [Int64]? = nil, reference: Tensor? = nil) {
-        let n = logits.shape[0], k = logits.count / Swift.max(n, 1)
+    ///
+    /// Throws `MetricsError` for no samples or classes, labels of another count or outside `0..<classes`,
+    /// and reference logits of another shape.
+    public init(logits: Tensor, labels: [Int64]? = nil, reference: Tensor? = nil) throws {
+        let n = logits.rank >= 1 ? logits.shape[0] : 0
+        guard n > 0 else { throw MetricsError.noSamples }
+        let k = logits.count / n
+        guard k > 0, logits.count == n * k else { throw MetricsError.noClasses(shape: logits.shape) }
+        if let labels {
+            guard labels.count == n else { throw MetricsError.labelCount(labels: labels.count, samples: n) }
+            if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= Int64(k) }) {
+                throw MetricsError.labelOutOfRange(index: bad, label: labels[bad], classes: k)
+            }
+        }
+        if let reference, reference.count != logits.count || reference.shape.first != n {
+            throw MetricsError.referenceShape(reference: reference.shape, logits: logits.shape)
+        }
         samples = n
         func row(_ t: Tensor, _ i: Int) -> ArraySlice<Float> { t.data[i * k..<(i + 1) * k] }
         func argmax(_ r: ArraySlice<Float>) -> Int { r.indices.max { r[$0] < r[$1] || (r[$0] == r[$1] && $0 > $1) }! - r.startIndex }
@@ -57,5 +72,34 @@ public struct ClassificationMetrics: Equatable, Codable, Sendable {
         if let agreement { parts.append(String(format: "top-1 agreement with FP32 %.2f%%", 100 * agreement)) }
         if let meanKL { parts.append(String(format: "mean KL to FP32 %.4f", meanKL)) }
         return parts.joined(separator: ", ")
+    }
+}
+
+/// Why logits could not be scored.
+public enum MetricsError: Error, CustomStringConvertible, Equatable {
+    /// There are no samples to score.
+    case noSamples
+    /// The model's output has no classes (or is not [samples, classes]).
+    case noClasses(shape: [Int])
+    /// The labels are not one per sample.
+    case labelCount(labels: Int, samples: Int)
+    /// A label is not a class index of the model.
+    case labelOutOfRange(index: Int, label: Int64, classes: Int)
+    /// The reference logits do not have the model's output shape.
+    case referenceShape(reference: [Int], logits: [Int])
+
+    public var description: String {
+        switch self {
+        case .noSamples:
+            return "there are 0 samples to score; give data with at least one sample"
+        case .noClasses(let shape):
+            return "the model's output has shape \(shape), which holds no classes to score; evaluate a classifier whose output is [samples, classes] with at least one class"
+        case .labelCount(let labels, let samples):
+            return "the labels hold \(labels) entries for \(samples) samples; give one label per sample"
+        case .labelOutOfRange(let index, let label, let classes):
+            return "label \(label) at index \(index) is not a class of the model, whose \(classes) classes are 0 to \(classes - 1); check the labels file"
+        case .referenceShape(let reference, let logits):
+            return "the reference model's output has shape \(reference) but the model's has \(logits); compare models with the same classes"
+        }
     }
 }

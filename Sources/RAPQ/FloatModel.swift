@@ -53,12 +53,8 @@ public struct FloatModel: Sendable {
     /// returns its first output, concatenated over the batches. Each batch runs as concurrent cache-sized
     /// slices (`Tensor.cacheSizedSlice`), whose size depends on the input shape only, never on the thread count.
     public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
-        guard let inputInfo = graph.inputs.first, graph.inputs.count == 1 else {
-            throw ExecutionError.missingInput(name: graph.inputs.map(\.name).joined(separator: ", "))
-        }
-        guard input.rank >= 1, input.shape[0] > 0 else {
-            throw ExecutionError.inputShapeMismatch(name: inputInfo.name, expected: inputInfo.dimensions, got: input.shape)
-        }
+        try checkInput(input, of: graph, batchSize: batchSize)
+        let inputInfo = graph.inputs[0]
         let outputName = graph.outputs[0].name
         return try input.mapBatches(of: batchSize) { batch in
             guard let split, batch.cacheSizedSlice < batch.shape[0] else {

@@ -31,7 +31,7 @@ public struct ModelInspection: Sendable {
         for node in graph.nodes { counts[node.op.onnxName, default: 0] += 1 }
         lines.append("operators: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         let parameters = graph.initializers.values.map(\.count).reduce(0, +)
-        let flops = costs.map(\.cost.flops).reduce(0, +)
+        let flops = costs.map(\.cost.flops).reduce(0) { $0.addingReportingOverflow($1).overflow ? Int.max : $0 + $1 }
         lines.append("parameters: \(parameters) (\(String(format: "%.2f", Double(parameters) * 4 / 1_048_576)) MiB as FP32)")
         lines.append("FLOPs at batch \(batch): \(String(format: "%.3f", Double(flops) / 1e9)) G (2 per multiply-accumulate)")
         lines.append("unsupported nodes: none (every node imported)")

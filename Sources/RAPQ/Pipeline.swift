@@ -86,7 +86,18 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
           zip(sampleShape, input.dimensions.dropFirst()).allSatisfy({ $1 == nil || $0 == $1! }) else {
         throw QuantizationError.badCalibration("samples have shape \(calibration.shape) but the model input '\(input.name)' is \(input.dimensions.map { $0.map(String.init) ?? "N" })")
     }
+    if configuration.resume {
+        // Before any work: a run that cannot resume should fail at once, and never create the folder.
+        guard let folder = configuration.checkpointFolder else { throw CheckpointError.missing(folder: "(no folder given)") }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("state.json").path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw CheckpointError.missing(folder: folder.path)
+        }
+    }
     guard calibration.data.allSatisfy(\.isFinite) else { throw QuantizationError.badCalibration("samples contain NaN or infinite values") }
+    guard calibration.shape[0] > 0 else { throw QuantizationError.badCalibration("there are 0 samples; give at least one") }
+    // Shapes within ShapeLimits and no empty layer, before anything is allocated or divided by a channel count.
+    try checkInput(calibration, of: model, batchSize: Swift.min(calibration.shape[0], 64))
     try progress(.status("preparing: folding BatchNorm, finding units"))
     var prepared = PreparedNetwork(model)
     try progress(.status("found \(prepared.units.count) reconstruction units, \(prepared.layerNames.count) layers"))
@@ -129,12 +140,21 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     try progress(.status("reconstruction memory budget \(MemorySize(bytes: budget)) (calibration samples \(MemorySize(bytes: calibrationBytes)) of it); cached tensors beyond it go to \(cache.folder!.path)"))
     let reconstructor = try Reconstructor(prepared: prepared, calibration: calibration, options: reconstruction, cache: cache)
     let store = try configuration.checkpointFolder.map {
-        try CheckpointStore(folder: $0, fingerprint: fingerprint(of: prepared, calibration: calibration, configuration: configuration, options: reconstruction))
+        try CheckpointStore(folder: $0, fingerprint: fingerprint(of: prepared, calibration: calibration, configuration: configuration, options: reconstruction),
+                            create: !configuration.resume)
     }
     var position = ReconstructionPosition(phase: "weights", completedUnits: 0)
     if configuration.resume {
         guard let store else { throw CheckpointError.missing(folder: "(no folder given)") }
-        guard let saved = try store.load() else { throw CheckpointError.missing(folder: store.folder.path) }
+        guard let saved = try store.load(units: prepared.units.count) else { throw CheckpointError.missing(folder: store.folder.path) }
+        // The reconstruction indexes layers and sites by name: the saved network must have this run's.
+        let same = Set(saved.network.layers.keys) == Set(network.layers.keys) && Set(saved.network.activations.keys) == Set(network.activations.keys)
+            && network.layers.allSatisfy { name, layer in
+                saved.network.layers[name].map { $0.weightShape == layer.weightShape && $0.weight.grid == layer.weight.grid } ?? false
+            }
+        guard same else {
+            throw CheckpointError.corrupted(folder: store.folder.path, reason: "network.rapq does not have this run's layers, shapes and activation sites")
+        }
         network = saved.network
         position = saved.position
         try progress(.status("resuming from \(store.folder.path): \(position.phase) phase, \(position.completedUnits) of \(prepared.units.count) units done"))

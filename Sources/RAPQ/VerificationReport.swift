@@ -67,21 +67,23 @@ public struct EngineComparison: Sendable {
 
     /// Runs both engines on `data` in batches and compares logits' top-1 and every activation site's codes.
     public init(network: QuantizedNetwork, data: Tensor, batchSize: Int) throws {
+        try checkInput(data, of: network.graph, batchSize: batchSize)
         let engine = try IntegerEngine(network)
         let simulation = try Simulation(network)
         let sites = network.activations
         for slice in data.batches(of: batchSize) {
             let integerRun = try engine.run(slice)
             let simulated = try simulation.run(slice, keep: Set(sites.keys))
-            let a = ClassificationMetrics(logits: integerRun.logits, reference: simulated[network.graph.outputs[0].name]!)
+            let a = try ClassificationMetrics(logits: integerRun.logits, reference: simulated[network.graph.outputs[0].name]!)
             samples += a.samples
             top1Mismatches += a.samples - Int((a.agreement ?? 0) * Double(a.samples) + 0.5)
             for (name, q) in sites {
                 guard let integerCodes = integerRun.codes[name], let values = simulated[name] else { continue }
                 let s = q.scales[0], z = q.zeroPoints[0]
                 for (code, value) in zip(integerCodes, values.data) {
-                    let simulatedCode = Int((value / s).rounded(.toNearestOrEven) + z)
-                    let d = abs(Int(code) - simulatedCode)
+                    let exact = (value / s).rounded(.toNearestOrEven) + z
+                    // A NaN or out-of-range simulated value cannot be a code: the largest difference.
+                    let d = exact.isFinite && abs(exact) < 1e9 ? abs(Int(code) - Int(exact)) : Int(Int32.max)
                     codes += 1
                     if d == 0 { identical += 1 }
                     maxCodeDifference = Swift.max(maxCodeDifference, d)

@@ -42,26 +42,48 @@ public struct ReconstructionPosition: Codable, Equatable, Sendable {
 }
 
 /// A folder holding the state of an interrupted reconstruction: the network so far (`network.rapq`) and
-/// `state.json` (position, a fingerprint of the run's inputs, and the network file's CRC-32). Both files are
-/// written atomically, the network first, so an interruption at any moment leaves the previous checkpoint
-/// or the new one, never a mixture.
+/// `state.json` (position, a fingerprint of the run's inputs, the network file's CRC-32, and a CRC-32 of
+/// all of these, `stateCRC32`). Both files are written atomically, the network first, so an interruption at
+/// any moment leaves the previous checkpoint or the new one, never a mixture.
+///
+/// Nothing in a checkpoint is trusted: `load(units:)` checks the state's checksum, the fingerprint, the
+/// phase, that the position lies within the run's units, and the network file's checksum before resuming.
 public struct CheckpointStore: Sendable {
     /// The folder.
     public let folder: URL
     /// A fingerprint of the model, calibration data and options; a checkpoint with another is refused.
     public let fingerprint: String
 
+    /// The `state.json` format this build writes and reads.
+    public static let format = 2
+    /// The phases a position can name, in run order.
+    public static let phases = ["weights", "activations"]
+
     private struct State: Codable {
-        var format = 1
+        var format = CheckpointStore.format
         var fingerprint: String
         var position: ReconstructionPosition
         var networkCRC32: UInt32
+        var stateCRC32: UInt32 = 0
+
+        /// The CRC-32 of every other field: `format|fingerprint|phase|completedUnits|networkCRC32`.
+        var computedCRC32: UInt32 {
+            CRC32.checksum(Data("\(format)|\(fingerprint)|\(position.phase)|\(position.completedUnits)|\(networkCRC32)".utf8))
+        }
     }
 
-    /// A store in `folder` for a run with the given fingerprint; creates the folder if needed.
-    public init(folder: URL, fingerprint: String) throws {
+    /// A store in `folder` for a run with the given fingerprint. With `create`, the folder is created if
+    /// needed; without (resuming), a missing folder is `CheckpointError.missing` and nothing is created.
+    public init(folder: URL, fingerprint: String, create: Bool = true) throws {
         self.folder = folder
         self.fingerprint = fingerprint
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory)
+        if exists && !isDirectory.boolValue {
+            throw CheckpointError.unwritable(folder: folder.path, reason: "it is a file, not a folder")
+        }
+        guard !exists else { return }
+        guard create else { throw CheckpointError.missing(folder: folder.path) }
         do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
             throw CheckpointError.unwritable(folder: folder.path, reason: error.localizedDescription)
         }
@@ -77,7 +99,8 @@ public struct CheckpointStore: Sendable {
             try AtomicFile.write(bytes, to: networkURL)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            let state = State(fingerprint: fingerprint, position: position, networkCRC32: CRC32.checksum(bytes))
+            var state = State(fingerprint: fingerprint, position: position, networkCRC32: CRC32.checksum(bytes))
+            state.stateCRC32 = state.computedCRC32
             try AtomicFile.write(try encoder.encode(state), to: stateURL)
         } catch let error as CheckpointError {
             throw error
@@ -86,16 +109,29 @@ public struct CheckpointStore: Sendable {
         }
     }
 
-    /// The saved network and position, or nil when the folder has no checkpoint.
-    public func load() throws -> (network: QuantizedNetwork, position: ReconstructionPosition)? {
+    /// The saved network and position of a run over `units` reconstruction units, or nil when the folder
+    /// has no checkpoint. Throws `CheckpointError.corrupted` for a state whose checksum, phase or position
+    /// does not hold, and `.foreign` for another run's checkpoint.
+    public func load(units: Int) throws -> (network: QuantizedNetwork, position: ReconstructionPosition)? {
         guard FileManager.default.fileExists(atPath: stateURL.path) else { return nil }
         let state: State
-        do { state = try JSONDecoder().decode(State.self, from: Data(contentsOf: stateURL)) } catch {
+        do { state = try JSONDecoder().decode(State.self, from: RegularFile.contents(of: stateURL)) } catch {
             throw CheckpointError.corrupted(folder: folder.path, reason: "state.json is not readable: \(error)")
         }
-        guard state.format == 1 else { throw CheckpointError.corrupted(folder: folder.path, reason: "unknown format \(state.format)") }
+        guard state.format == Self.format else {
+            throw CheckpointError.corrupted(folder: folder.path, reason: "state.json has format \(state.format), this version reads \(Self.format)")
+        }
+        guard state.stateCRC32 == state.computedCRC32 else {
+            throw CheckpointError.corrupted(folder: folder.path, reason: "state.json does not match its checksum (edited or damaged)")
+        }
         guard state.fingerprint == fingerprint else { throw CheckpointError.foreign(folder: folder.path) }
-        guard let bytes = try? Data(contentsOf: networkURL), CRC32.checksum(bytes) == state.networkCRC32 else {
+        guard Self.phases.contains(state.position.phase) else {
+            throw CheckpointError.corrupted(folder: folder.path, reason: "unknown phase '\(state.position.phase)' (expected \(Self.phases.joined(separator: " or ")))")
+        }
+        guard (0...units).contains(state.position.completedUnits) else {
+            throw CheckpointError.corrupted(folder: folder.path, reason: "it records \(state.position.completedUnits) completed units, but this run has \(units)")
+        }
+        guard let bytes = try? RegularFile.contents(of: networkURL), CRC32.checksum(bytes) == state.networkCRC32 else {
             throw CheckpointError.corrupted(folder: folder.path, reason: "network.rapq is missing or does not match state.json")
         }
         do { return (try RAPQFile.decode(bytes), state.position) } catch {

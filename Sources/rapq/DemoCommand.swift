@@ -34,8 +34,14 @@ struct DemoCommand: ParsableCommand {
         adviseOnBLASKernels()
         let folder = try Self.modelsFolder(models)
         let out = URL(fileURLWithPath: outputDir)
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
+        let inputs = ["fmnist-resnet.onnx", "fmnist-calib-256.npy", "fmnist-test-1k.npy", "fmnist-test-1k-labels.npy"]
+            .map { OutputConflict.Input("the bundled '\($0)'", file($0).path) }
+        let rapqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).rapq")
+        let qdqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).qdq.onnx")
+        for output in [rapqFile, qdqFile] { try OutputConflict.check(output: output.path, role: "the output", against: inputs) }
+        Interruption.install(outputs: [rapqFile.path, qdqFile.path])
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let fp32 = try FloatModel(contentsOf: file("fmnist-resnet.onnx"))
         let calibration = try NumpyFile.readTensor(contentsOf: file("fmnist-calib-256.npy"))
         let test = try NumpyFile.readTensor(contentsOf: file("fmnist-test-1k.npy"))
@@ -43,12 +49,12 @@ struct DemoCommand: ParsableCommand {
 
         print("model: fmnist-resnet.onnx (ResNet-style, Fashion-MNIST), \(test.shape[0]) test images, \(calibration.shape[0]) calibration images")
         let reference = try fp32.predict(test)
-        print("FP32:                 " + ClassificationMetrics(logits: reference, labels: labels).summary)
+        try print("FP32:                 " + ClassificationMetrics(logits: reference, labels: labels).summary)
 
         let baseline = try quantize(model: fp32.graph, calibration: calibration,
                                     configuration: QuantizationConfiguration(method: .naivePot, weightBits: wbits, activationBits: abits))
         let naive = try Simulation(baseline).predict(test)
-        print(String(format: "naive-pot W%dA%d:       ", wbits, abits) + ClassificationMetrics(logits: naive, labels: labels, reference: reference).summary)
+        try print(String(format: "naive-pot W%dA%d:       ", wbits, abits) + ClassificationMetrics(logits: naive, labels: labels, reference: reference).summary)
 
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits)
         configuration.reconstruction.iterations = iters
@@ -58,13 +64,11 @@ struct DemoCommand: ParsableCommand {
         let network = try quantize(model: fp32.graph, calibration: calibration, configuration: configuration) { reporter.report($0) }
         print(String(format: "quantized with %@ W%dA%d in %.1f s", method.rawValue, wbits, abits, Date().timeIntervalSince(start)))
         let simulated = try Simulation(network).predict(test)
-        print(String(format: "%@ W%dA%d (simulated): ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: simulated, labels: labels, reference: reference).summary)
+        try print(String(format: "%@ W%dA%d (simulated): ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: simulated, labels: labels, reference: reference).summary)
         if method.isPowerOfTwo {
             let integer = try IntegerEngine(network).predict(test, batchSize: 32)
-            print(String(format: "%@ W%dA%d (integer):   ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: integer, labels: labels, reference: reference).summary)
+            try print(String(format: "%@ W%dA%d (integer):   ", method.rawValue, wbits, abits) + ClassificationMetrics(logits: integer, labels: labels, reference: reference).summary)
         }
-        let rapqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).rapq")
-        let qdqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).qdq.onnx")
         try RAPQFile.write(network, to: rapqFile)
         try QDQExporter.write(network, to: qdqFile)
         print("wrote \(rapqFile.path) and \(qdqFile.path)")

@@ -38,8 +38,14 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
+        let inputs = [OutputConflict.Input("the model", model), .init("--data", data)]
+            + [labels.map { OutputConflict.Input("--labels", $0) }, reference.map { OutputConflict.Input("--reference", $0) }].compactMap { $0 }
+        if let saveLogits { try OutputConflict.check(output: saveLogits, role: "--save-logits", against: inputs) }
+        if let saveCodes { try OutputConflict.check(folder: saveCodes, role: "--save-codes", against: inputs) }
+        Interruption.install(outputs: [saveLogits].compactMap { $0 }, outputFolders: [saveCodes].compactMap { $0 })
         let samples = try Samples(path: data, options: images)
         let x = samples.tensor
+        guard x.rank >= 1, x.shape[0] > 0 else { throw CommandFailure("--data holds 0 samples (shape \(x.shape)); give at least one") }
         let labelValues = try samples.labels(from: labels)
         let loaded = try LoadedModel(path: model)
         if let saveCodes {
@@ -47,9 +53,12 @@ struct EvalCommand: ParsableCommand {
             try Self.writeCodes(of: IntegerEngine(network), on: x, batchSize: batch, to: URL(fileURLWithPath: saveCodes))
         }
         let logits = try loaded.predict(x, integer: integer, batchSize: batch)
+        if let bad = logits.data.firstIndex(where: { !$0.isFinite }) {
+            throw CommandFailure("the model computed \(logits.data[bad]) at logit index \(bad) (float32 overflow: the data or the weights are out of range); nothing was scored")
+        }
         if let saveLogits { try NumpyFile.write(logits, to: URL(fileURLWithPath: saveLogits)) }
         let referenceLogits = try reference.map { try FloatModel(contentsOf: URL(fileURLWithPath: $0)).predict(x, batchSize: batch) }
-        print(ClassificationMetrics(logits: logits, labels: labelValues, reference: referenceLogits).summary)
+        print(try ClassificationMetrics(logits: logits, labels: labelValues, reference: referenceLogits).summary)
     }
 }
 
@@ -57,6 +66,7 @@ extension EvalCommand {
     /// Runs `engine` over `x` batch by batch and writes the codes of every activation site, as float32
     /// (exact for codes of at most 8 bits), one `.npy` per site.
     static func writeCodes(of engine: IntegerEngine, on x: Tensor, batchSize: Int, to folder: URL) throws {
+        try checkInput(x, of: engine.network.graph, batchSize: batchSize)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var codes: [String: [Float]] = [:], shapes: [String: [Int]] = [:]
         for slice in x.batches(of: batchSize) {

@@ -23,6 +23,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
+        Interruption.install()
         let report = try ModelInspection(contentsOf: URL(fileURLWithPath: model), batch: batch)
         print(report.text(showLayers: layers))
         if units {

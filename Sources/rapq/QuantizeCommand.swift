@@ -76,6 +76,11 @@ struct QuantizeCommand: ParsableCommand {
     func run() throws {
         let outputURL = URL(fileURLWithPath: output)
         let chosen = format ?? ModelFormat(path: output)
+        let inputs = [OutputConflict.Input("the model", model), OutputConflict.Input("--calib", calib)]
+        try OutputConflict.check(output: output, role: "-o", against: inputs)
+        try reconstruction.checkFolders(against: inputs)
+        Interruption.install(outputs: [output], outputFolders: [reconstruction.resume ?? reconstruction.checkpointDir].compactMap { $0 },
+                             cacheDirectory: reconstruction.cacheDir.map { URL(fileURLWithPath: $0) })
         let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
         let calibration = try Samples(path: calib, options: images, augmentedCopies: augment, seed: seed).tensor
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,

@@ -76,6 +76,12 @@ struct ReconstructionArguments: ParsableArguments {
         }
     }
 
+    /// Refuses a checkpoint folder holding one of `inputs` (a checkpoint write would overwrite it).
+    func checkFolders(against inputs: [OutputConflict.Input]) throws {
+        if let resume { try OutputConflict.check(folder: resume, role: "--resume", against: inputs) }
+        if let checkpointDir { try OutputConflict.check(folder: checkpointDir, role: "--checkpoint-dir", against: inputs) }
+    }
+
     /// `--exponent-hardening` values.
     static let hardenings: [String: ExponentHardening] = ["output": .output, "fit": .fitted, "threshold": .hard]
 

@@ -26,9 +26,14 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
+        try OutputConflict.check(output: output, role: "-o", against: [.init("the model", model), .init("-i", input)])
+        Interruption.install(outputs: [output])
         let network = try FloatModel(contentsOf: URL(fileURLWithPath: model))
         let samples = try Samples(path: input, options: images)
         let y = try network.predict(samples.tensor, batchSize: batch)
+        if let bad = y.data.firstIndex(where: { !$0.isFinite }) {
+            throw CommandFailure("the model computed \(y.data[bad]) at output index \(bad) (float32 overflows above 3.4e38: the input or the weights are out of range); \(output) was not written")
+        }
         try NumpyFile.write(y, to: URL(fileURLWithPath: output))
         print("wrote \(output): shape \(y.shape.map(String.init).joined(separator: "x"))")
         if let files = samples.files {

@@ -127,7 +127,7 @@ struct Samples {
         if url.pathExtension.lowercased() == "npy" {
             let (shape, values) = try NumpyFile.readIntegers(contentsOf: url)
             guard shape.first == tensor.shape.first, values.count == tensor.shape[0] else {
-                throw ValidationError("--labels has \(values.count) entries (shape \(shape)) but --data has \(tensor.shape.first ?? 0) samples")
+                throw CommandFailure("--labels has \(values.count) entries (shape \(shape)) but --data has \(tensor.shape.first ?? 0) samples")
             }
             return values
         }

@@ -23,13 +23,20 @@ struct VerifyCommand: ParsableCommand {
     var batch: Int = 16
 
     func run() throws {
+        guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
+        Interruption.install()
         guard model.hasSuffix(".rapq") else {
             throw ValidationError("verify reads the tool's .rapq format; quantize with `-o MODEL.rapq` (or `--format rapq`) and verify that file")
         }
         let network = try RAPQFile.read(contentsOf: URL(fileURLWithPath: model))
         let x = try data.map { try Samples(path: $0, options: images).tensor }
+        if let x, x.rank == 0 || x.shape[0] == 0 { throw CommandFailure("--data holds 0 samples; give at least one") }
         let report = VerificationReport(network: network, data: x, batchSize: batch)
         print(report.text)
-        if !report.passed { throw ExitCode(1) }
+        if !report.passed {
+            let failed = report.checks.filter { !$0.passed }.map(\.name)
+            FileHandle.standardError.write(Data("Error: not verified: \(failed.count) check(s) failed: \(failed.joined(separator: "; "))\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }

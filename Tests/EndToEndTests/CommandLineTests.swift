@@ -6,7 +6,10 @@ import XCTest
 /// The `rapq` binary on bad input: a clear message, a non-zero exit, and no output file.
 final class CommandLineTests: XCTestCase {
     static let root = PipelineTests.root
-    static var binary: URL { root.appendingPathComponent(".build/debug/rapq") }
+    /// The `rapq` binary under test: `RAPQ_BINARY` if set (e.g. a build with `--sanitize=address`), else the debug build.
+    static var binary: URL {
+        ProcessInfo.processInfo.environment["RAPQ_BINARY"].map { URL(fileURLWithPath: $0) } ?? root.appendingPathComponent(".build/debug/rapq")
+    }
     var scratch: URL!
 
     override func setUpWithError() throws {
@@ -167,5 +170,91 @@ final class CommandLineTests: XCTestCase {
             outputs.append(try Data(contentsOf: out))
         }
         XCTAssertEqual(outputs[0], outputs[1])
+    }
+
+    /// An output that names an input, directly or through a link, is refused before any work; the input is unchanged.
+    func testOutputThatIsAnInputIsRefused() throws {
+        let onnx = scratch.appendingPathComponent("m.onnx"), calib = scratch.appendingPathComponent("c.npy")
+        try FileManager.default.copyItem(atPath: model("fmnist-resnet.onnx"), toPath: onnx.path)
+        try FileManager.default.copyItem(atPath: model("fmnist-calib-256.npy"), toPath: calib.path)
+        let soft = scratch.appendingPathComponent("soft.npy").path, hard = scratch.appendingPathComponent("hard.onnx").path
+        XCTAssertEqual(symlink(calib.path, soft), 0)
+        XCTAssertEqual(link(onnx.path, hard), 0)
+        let before = [try Data(contentsOf: onnx), try Data(contentsOf: calib)]
+        let m = onnx.path, c = calib.path
+        try assertFails(["quantize", m, "--calib", c, "--method", "rtn", "-o", m], saying: "-o '\(m)' is the same file as the model")
+        try assertFails(["quantize", m, "--calib", c, "--method", "rtn", "-o", soft], saying: "is the same file as --calib")
+        try assertFails(["quantize", m, "--calib", c, "--method", "rtn", "-o", hard], saying: "is the same file as the model")
+        try assertFails(["quantize", m, "--calib", c, "--method", "rapq", "--checkpoint-dir", scratch.path, "-o", scratch.path + "/o.rapq"],
+                        saying: "--checkpoint-dir '\(scratch.path)' holds the model")
+        try assertFails(["run", m, "-i", c, "-o", soft], saying: "-o '\(soft)' is the same file as -i")
+        try assertFails(["run", m, "-i", c, "-o", hard], saying: "is the same file as the model")
+        try assertFails(["eval", m, "--data", c, "--save-logits", scratch.path + "/./c.npy"], saying: "--save-logits")
+        XCTAssertEqual([try Data(contentsOf: onnx), try Data(contentsOf: calib)], before)
+    }
+
+    /// SIGINT and SIGTERM during reconstruction: a message, exit status 130 / 143, no cache folder, no output;
+    /// a stale cache folder of a dead process is removed when the next run starts.
+    func testSignalsStopCleanly() throws {
+        let cache = scratch.appendingPathComponent("cache")
+        try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run()
+        dead.waitUntilExit()
+        let stale = cache.appendingPathComponent("rapq-cache-\(dead.processIdentifier)-42")
+        try FileManager.default.createDirectory(at: stale, withIntermediateDirectories: true)
+        for (signal, status, name) in [(SIGINT, Int32(130), "SIGINT"), (SIGTERM, Int32(143), "SIGTERM")] {
+            let out = scratch.appendingPathComponent("interrupted.rapq")
+            let process = Process()
+            process.executableURL = Self.binary
+            process.arguments = ["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "rapq",
+                                 "--iters", "100000", "--max-memory", "1MB", "--cache-dir", cache.path, "-o", out.path]
+            let pipe = Pipe()
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = pipe
+            try process.run()
+            // Wait until reconstruction runs (its cache folder exists), then interrupt.
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline, !(try FileManager.default.contentsOfDirectory(atPath: cache.path).contains { $0.hasPrefix("rapq-cache-\(process.processIdentifier)-") }) {
+                usleep(50_000)
+            }
+            usleep(300_000)
+            kill(process.processIdentifier, signal)
+            let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationReason, .exit, message)
+            XCTAssertEqual(process.terminationStatus, status, message)
+            XCTAssertTrue(message.contains("interrupted by \(name)"), message)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cache.path), [], "cache folders left behind")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        }
+    }
+
+    /// A write that runs out of room (here a file-size limit, as on a full disk) fails with a message and leaves
+    /// neither the output nor its temporary behind, for the QDQ and the .rapq writers.
+    func testFullDiskLeavesNoTemporary() throws {
+        for name in ["full.qdq.onnx", "full.rapq"] {
+            let out = scratch.appendingPathComponent(name).path
+            let shell = "ulimit -f 100; exec '\(Self.binary.path)' quantize '\(model("fmnist-resnet.onnx"))' --calib '\(model("fmnist-calib-256.npy"))' --method pot-mse -o '\(out)'"
+            let (status, output) = try run(URL(fileURLWithPath: "/bin/sh"), ["-c", shell])
+            XCTAssertEqual(status, 1, output)
+            XCTAssertTrue(output.contains("File too large"), output)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path), [], "output or temporary left behind")
+        }
+    }
+
+    /// Runs any executable; its exit status and combined output.
+    func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }

@@ -343,6 +343,38 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(missing!.description.contains("missing"), missing!.description)
     }
 
+    /// A FIFO, a folder or a device named as external data is refused at once; opening a FIFO would block.
+    func testExternalDataMustBeARegularFile() throws {
+        let directory = try temporaryDirectory()
+        XCTAssertEqual(mkfifo(directory.appendingPathComponent("pipe.bin").path, 0o600), 0)
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("folder.bin"), withIntermediateDirectories: true)
+        for (location, kind) in [("pipe.bin", "a FIFO"), ("folder.bin", "a folder")] {
+            let error = try importError(externalModel(location: location), directory: directory)
+            guard case .externalData(tensor: "B", let reason)? = error else { return XCTFail("\(location): \(String(describing: error))") }
+            XCTAssertTrue(reason.contains(kind), reason)
+        }
+    }
+
+    func testFolderAndEmptyFileGiveClearMessages() throws {
+        let directory = try temporaryDirectory()
+        XCTAssertThrowsError(try ONNXImporter.load(contentsOf: directory)) { error in
+            XCTAssertTrue("\(error)".contains("it is a folder, not a model file"), "\(error)")
+        }
+        let empty = directory.appendingPathComponent("empty.onnx")
+        try Data().write(to: empty)
+        XCTAssertThrowsError(try ONNXImporter.load(contentsOf: empty)) { error in
+            XCTAssertTrue("\(error)".contains("the file is empty (0 bytes)"), "\(error)")
+        }
+    }
+
+    /// Found by fuzzing: a graph without outputs used to load and then index its first output.
+    func testGraphWithoutOutputsIsRefused() throws {
+        var model = B.convRelu()
+        model.graph.output = []
+        let error = try importError(model)
+        XCTAssertTrue(error?.description.contains("declares no outputs") == true, String(describing: error))
+    }
+
     func testUnreadableFile() {
         XCTAssertThrowsError(try ONNXImporter.load(contentsOf: URL(fileURLWithPath: "/nonexistent/model.onnx"))) { error in
             guard case .unreadableFile? = error as? ONNXError else { return XCTFail("\(error)") }

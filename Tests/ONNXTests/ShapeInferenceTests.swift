@@ -72,4 +72,24 @@ final class ShapeInferenceTests: XCTestCase {
             XCTAssertEqual(error as? ShapeInferenceError, .unknownTensor(node: "r", tensor: "nope"))
         }
     }
+
+    /// Tensors beyond the element limit, or beyond the memory given, are refused before anything runs.
+    func testLimitsAreCheckedBeforeRunning() throws {
+        let graph = try ONNXImporter.load(data: ModelBuilding.bytes(ModelBuilding.convRelu()), externalDataDirectory: nil)
+        let x = Tensor(shape: [4, 2, 4, 4], repeating: 1)
+        XCTAssertNoThrow(try checkInput(x, of: graph, batchSize: 4))
+        XCTAssertThrowsError(try checkInput(x, of: graph, batchSize: 4, memory: 100)) { error in
+            guard case .beyondMemory(_, let shape, let bytes, 100)? = error as? ShapeInferenceError else { return XCTFail("\(error)") }
+            XCTAssertEqual(bytes, shape.reduce(1, *) * 4)
+        }
+        XCTAssertThrowsError(try inferShapes(of: graph, batch: 1 << 40)) { error in
+            XCTAssertEqual(error as? ShapeInferenceError, .tooLarge(tensor: "x", shape: [1 << 40, 2, 4, 4], limit: 1 << 31))
+        }
+        XCTAssertThrowsError(try checkInput(Tensor(shape: [0, 2, 4, 4], data: []), of: graph, batchSize: 4)) { error in
+            XCTAssertEqual(error as? ExecutionError, .noSamples(name: "x"))
+        }
+        XCTAssertThrowsError(try checkInput(x, of: graph, batchSize: 0)) { error in
+            XCTAssertEqual(error as? ExecutionError, .invalidBatchSize(0))
+        }
+    }
 }

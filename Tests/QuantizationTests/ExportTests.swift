@@ -278,6 +278,41 @@ final class ExportTests: XCTestCase {
         }
     }
 
+    /// Files that pass their checksums but hold values the engines would compute wrongly are refused by the
+    /// reader, and the same values in an in-memory network fail `verify`'s static checks.
+    func testUncomputableValuesAreRefusedAndFailVerification() throws {
+        let network = try Self.network(Self.settings[0].options)
+        let data = try RAPQFile.encode(network)
+        let (manifest, _) = try Self.manifest(of: data)
+        func refused(_ edit: (inout RAPQManifest) -> Void, _ phrase: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            var edited = manifest
+            edit(&edited)
+            XCTAssertThrowsError(try RAPQFile.decode(try Self.replacingManifest(of: data, with: edited)), file: file, line: line) { error in
+                XCTAssertTrue("\(error)".contains(phrase), "expected '\(phrase)' in \(error)", file: file, line: line)
+            }
+        }
+        try refused({ $0.layers[1].biasBits[0] = Float.nan.bitPattern }, "has bias nan")
+        try refused({ $0.layers[1].weight.exponents![0] = 127 }, "scales must be positive, between 2^-64 and 2^64")
+        try refused({ $0.activations[0].quantizer.exponents![0] = -126 }, "between 2^-64")
+        try refused({ $0.layers[1].weight.zeroPoints![0] = 99 }, "outside its grid")
+        try refused({ $0.bits.weights = 1 }, "declares 1-bit weights")
+        try refused({ $0.activations[1].quantizer.grid.bits = 6 }, "6-bit grid")
+        let shape = manifest.layers[1].weightShape
+        try refused({ $0.layers[1].weightShape = [shape[0], shape.dropFirst().reduce(1, *), 1, 1] }, "graph")
+
+        func failing(_ edit: (inout QuantizedNetwork) -> Void) -> [String] {
+            var edited = network
+            edit(&edited)
+            return staticChecks(of: edited).filter { !$0.passed }.map(\.name)
+        }
+        XCTAssertEqual(failing { _ in }, [])
+        let layer = network.layers.keys.sorted()[1]
+        XCTAssertEqual(failing { $0.layers[layer]!.bias[0] = .nan }, ["scales are positive and finite, zero points and biases finite"])
+        XCTAssertEqual(failing { $0.bits.weights = 1 }, ["grids have the declared bit widths (W1A4, first/last 8)"])
+        XCTAssertTrue(failing { $0.layers[layer]!.weightShape = [$0.layers[layer]!.weightShape[0], 1, 1, $0.layers[layer]!.codes.count / $0.layers[layer]!.weightShape[0]] }
+            .contains("weight shapes match their layers' kernels and the graph"))
+    }
+
     // MARK: - QDQ export
 
     func testQDQStructure() throws {

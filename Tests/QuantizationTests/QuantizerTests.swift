@@ -133,4 +133,22 @@ final class QuantizerTests: XCTestCase {
         }
         XCTAssertEqual(best.zeroPoint, best.zeroPoint.rounded())
     }
+
+    /// Values near the float32 limit and layers without channels give finite scales or empty parameters,
+    /// never a trap: every candidate of the search may score infinite there.
+    func testScaleSearchOnExtremeValuesAndNoChannels() {
+        let extreme: [Float] = [3e38, -3e38, 1, 0, -2.5e38, Float.greatestFiniteMagnitude]
+        for bits in [2, 4, 8] {
+            for signed in [false, true] {
+                let grid = QuantizationGrid(bits: bits, signed: signed)
+                for policy in ScalePolicy.allCases {
+                    let (s, z) = extreme.withUnsafeBufferPointer { ScaleSearch.search($0, grid: grid, policy: policy) }
+                    XCTAssertTrue(s > 0 && s.isFinite, "\(bits) bits, signed \(signed), \(policy): scale \(s)")
+                    XCTAssertTrue(z >= Float(grid.qmin) && z <= Float(grid.qmax), "zero point \(z)")
+                }
+            }
+        }
+        let none = ScaleSearch.searchPerChannel([], channels: 0, grid: QuantizationGrid(bits: 4, signed: false), policy: .bestPowerOfTwo)
+        XCTAssertEqual(none.scales, [])
+    }
 }

@@ -221,4 +221,42 @@ final class ReconstructorTests: XCTestCase {
         o = options(iterations: 0)
         XCTAssertThrowsError(try Reconstructor(prepared: prepared, calibration: calibration, options: o))
     }
+
+    /// A checkpoint is checked before it is used: a position outside the run's units, an unknown phase, an
+    /// edited state (checksum) and another run's fingerprint are refused; resuming never creates a folder.
+    func testCheckpointIsValidatedBeforeResuming() throws {
+        let (prepared, calibration) = network()
+        let net = try calibrate(prepared, calibration: calibration, options: CalibrationOptions(bits: Self.bits, scalePolicy: .bestPowerOfTwo), method: "rapq")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-checkpoint-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        XCTAssertThrowsError(try CheckpointStore(folder: folder, fingerprint: "f", create: false)) { error in
+            XCTAssertEqual(error as? CheckpointError, .missing(folder: folder.path))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.path), "resuming must not create the folder")
+
+        let store = try CheckpointStore(folder: folder, fingerprint: "f")
+        XCTAssertNil(try store.load(units: 3))
+        try store.save(net, at: ReconstructionPosition(phase: "weights", completedUnits: 2))
+        XCTAssertEqual(try store.load(units: 3)?.position, ReconstructionPosition(phase: "weights", completedUnits: 2))
+        XCTAssertThrowsError(try store.load(units: 1), "2 completed units of a 1-unit run") { error in
+            XCTAssertTrue("\(error)".contains("records 2 completed units, but this run has 1"), "\(error)")
+        }
+        XCTAssertThrowsError(try CheckpointStore(folder: folder, fingerprint: "g").load(units: 3)) { error in
+            XCTAssertEqual(error as? CheckpointError, .foreign(folder: folder.path))
+        }
+        for position in [ReconstructionPosition(phase: "bias", completedUnits: 0), ReconstructionPosition(phase: "weights", completedUnits: -1)] {
+            try store.save(net, at: position)
+            XCTAssertThrowsError(try store.load(units: 3), "\(position)") { error in
+                guard case .corrupted? = error as? CheckpointError else { return XCTFail("\(error)") }
+            }
+        }
+        try store.save(net, at: ReconstructionPosition(phase: "weights", completedUnits: 1))
+        let stateURL = folder.appendingPathComponent("state.json")
+        let edited = String(decoding: try Data(contentsOf: stateURL), as: UTF8.self).replacingOccurrences(of: "\"completedUnits\" : 1", with: "\"completedUnits\" : 3")
+        XCTAssertTrue(edited.contains("\"completedUnits\" : 3"), edited)
+        try Data(edited.utf8).write(to: stateURL)
+        XCTAssertThrowsError(try store.load(units: 3)) { error in
+            XCTAssertTrue("\(error)".contains("does not match its checksum"), "\(error)")
+        }
+    }
 }

@@ -116,8 +116,11 @@ public func initialiseActivations(of network: QuantizedNetwork, sites: [Activati
     floatBiasNetwork.activations = [:]
     let executor = try Executor(graph: floatWeights ? network.graph : floatBiasNetwork.simulationGraph())
     var found: [String: QuantizerParameters] = [:]
+    var overflowed: String?
     _ = try executor.run([network.graph.inputs[0].name: batch]) { name, tensor in
-        guard let site = bySite[name] else { return }
+        guard let site = bySite[name], overflowed == nil else { return }
+        // Values near the float32 limit (3e38) in the data or weights overflow to infinities on the way.
+        guard tensor.data.allSatisfy(\.isFinite) else { overflowed = name; return }
         let grid = QuantizationGrid(bits: site.bits, signed: false)
         let sample = tensor.withUnsafeBufferPointer { ScaleSearch.strided($0) }
         let (s, z) = sample.withUnsafeBufferPointer { buffer in
@@ -127,6 +130,9 @@ public func initialiseActivations(of network: QuantizedNetwork, sites: [Activati
         let q = QuantizerParameters(grid: grid, scales: [s], zeroPoints: [site.nonNegative ? 0 : z])
         found[name] = q
         fakeQuantize(&tensor, with: q)
+    }
+    if let overflowed {
+        throw QuantizationError.badCalibration("the FP32 model computes NaN or infinite values at '\(overflowed)' on these samples (float32 overflows above 3.4e38); scale the data or the model's weights into a normal range")
     }
     return found
 }

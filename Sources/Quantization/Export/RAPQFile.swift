@@ -39,8 +39,10 @@ public enum RAPQFile {
     /// Reads the network saved at `url`.
     public static func read(contentsOf url: URL) throws -> QuantizedNetwork {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw ModelFileError.unreadable(path: url.path, reason: (error as NSError).localizedDescription)
+        do { data = try RegularFile.contents(of: url) } catch let DataError.notARegularFile(_, kind) {
+            throw ModelFileError.unreadable(path: url.path, reason: "it is \(kind), not a .rapq file")
+        } catch let DataError.unreadable(_, reason) {
+            throw ModelFileError.unreadable(path: url.path, reason: reason)
         }
         return try decode(data)
     }
@@ -50,6 +52,10 @@ public enum RAPQFile {
     /// The file's bytes for `network`.
     public static func encode(_ network: QuantizedNetwork) throws -> Data {
         let owned = try layerOwnedInitializers(of: network)
+        // Never write what `decode` refuses (e.g. scales beyond `exponentRange` from data near 1e-38).
+        do { try checkQuantizers(network) } catch ModelFileError.corruptedManifest(let reason) {
+            throw ModelFileError.unrepresentable(reason: reason)
+        }
         var structure = network.graph
         structure.initializers = structure.initializers.filter { !owned.contains($0.key) }
         let graphBytes: Data
@@ -183,9 +189,67 @@ public enum RAPQFile {
             guard activations[stored.tensor] == nil else { throw ModelFileError.corruptedManifest(reason: "activation '\(stored.tensor)' is listed twice") }
             activations[stored.tensor] = try stored.quantizer.parameters(count: 1, owner: "activation '\(stored.tensor)'")
         }
-        let graph = try decodeGraph(try slice(manifest.graph, "the graph"), layers: layers)
-        return QuantizedNetwork(graph: graph, units: manifest.units, layers: layers, activations: activations,
-                                method: manifest.method, bits: manifest.bits)
+        // The quantizers first: the graph is rebuilt from their dequantized weights.
+        var parts = QuantizedNetwork(graph: Graph(name: "", inputs: [], outputs: [], nodes: [], initializers: [:]), units: manifest.units, layers: layers, activations: activations,
+                                     method: manifest.method, bits: manifest.bits)
+        try checkQuantizers(parts)
+        parts.graph = try decodeGraph(try slice(manifest.graph, "the graph"), layers: layers)
+        try checkAgainstGraph(parts)
+        return parts
+    }
+
+    /// The range of scale exponents a file may hold: wide enough for any trained network (dead channels
+    /// reach about 2^-40), narrow enough that products of two scales and every requantization shift stay
+    /// normal floats and shifts of a 64-bit accumulator.
+    public static let exponentRange: ClosedRange<Int> = -64...64
+
+    /// Refuses what the engines would compute wrongly, before the graph is rebuilt: bit widths outside 2-8
+    /// or other than declared, scales that are not positive normal floats within `exponentRange`, zero
+    /// points outside their grid, biases that are not finite.
+    static func checkQuantizers(_ network: QuantizedNetwork) throws {
+        func fail(_ reason: String) -> ModelFileError { .corruptedManifest(reason: reason) }
+        let bits = network.bits
+        for (name, value) in [("weights", bits.weights), ("activations", bits.activations), ("first/last", bits.firstLast)] where !(2...8).contains(value) {
+            throw fail("it declares \(value)-bit \(name); rapq writes 2 to 8")
+        }
+        guard bits.residualInputs == 0 || (2...8).contains(bits.residualInputs) else { throw fail("it declares \(bits.residualInputs)-bit residual inputs") }
+        let weightWidths: Set<Int> = [bits.weights, bits.firstLast]
+        var activationWidths: Set<Int> = [bits.activations, bits.firstLast]
+        if bits.residualInputs > 0 { activationWidths.insert(bits.residualInputs) }
+        func check(_ q: QuantizerParameters, _ owner: String, widths: Set<Int>) throws {
+            guard widths.contains(q.grid.bits) else {
+                throw fail("\(owner) has a \(q.grid.bits)-bit grid, but the file declares \(widths.sorted().map(String.init).joined(separator: " or ")) bits there")
+            }
+            for (c, s) in q.scales.enumerated() {
+                guard s > 0, s.isNormal, exponentRange.contains(Int(s.exponent)) else {
+                    throw fail("\(owner) has scale \(s) at channel \(c); scales must be positive, between 2^\(exponentRange.lowerBound) and 2^\(exponentRange.upperBound)")
+                }
+            }
+            for (c, z) in q.zeroPoints.enumerated() {
+                guard z.isFinite, z >= Float(q.grid.qmin), z <= Float(q.grid.qmax) else {
+                    throw fail("\(owner) has zero point \(z) at channel \(c), outside its grid \(q.grid.qmin)...\(q.grid.qmax)")
+                }
+            }
+        }
+        for (name, q) in network.activations.sorted(by: { $0.key < $1.key }) { try check(q, "activation '\(name)'", widths: activationWidths) }
+        for (name, layer) in network.layers.sorted(by: { $0.key < $1.key }) {
+            try check(layer.weight, "layer '\(name)'", widths: weightWidths)
+            if let c = layer.bias.firstIndex(where: { !$0.isFinite }) { throw fail("layer '\(name)' has bias \(layer.bias[c]) at channel \(c)") }
+        }
+    }
+
+    /// The checks of `checkQuantizers` that need the graph: biases within int32 at input scale x weight
+    /// scale, and every shape (the weights' included) one the graph runs.
+    static func checkAgainstGraph(_ network: QuantizedNetwork) throws {
+        for (name, layer) in network.layers.sorted(by: { $0.key < $1.key }) {
+            guard let input = network.activationQuantizer(for: layer.input)?.scales.first else { continue }
+            for (c, b) in layer.bias.enumerated() where abs(Double(b) / (Double(input) * Double(layer.weight.scales[c]))) > Double(Int32.max) {
+                throw ModelFileError.corruptedManifest(reason: "layer '\(name)''s bias \(b) at channel \(c) does not fit int32 at its scale")
+            }
+        }
+        do { _ = try inferShapes(of: network.graph, batch: 1) } catch {
+            throw ModelFileError.corruptedPayload(reason: "the stored graph does not fit its layers (\(error))")
+        }
     }
 
     /// The graph from its ONNX bytes, with each layer's weight and bias initializers recreated from the

@@ -1,4 +1,5 @@
 import Graph
+import ONNX
 import TensorKernels
 
 extension IntegerEngine {
@@ -9,8 +10,8 @@ extension IntegerEngine {
 
     /// The logits over `input`, in slices of `batchSize` (site codes are not kept).
     public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
-        precondition(batchSize > 0, "batch size must be positive")
         guard input.rank >= 1 else { throw IntegerEngineError.inputShapeMismatch(expected: network.graph.inputs[0].dimensions, got: input.shape) }
+        try checkInput(input, of: network.graph, batchSize: batchSize)
         return try input.mapBatches(of: batchSize) { try execute($0, recordSites: false).logits }
     }
 

@@ -1,4 +1,5 @@
 import Graph
+import ONNX
 import TensorKernels
 
 /// Runs a quantized network in FP32 with every quantizer applied (fake quantization): the reference the
@@ -24,6 +25,7 @@ public struct Simulation: Sendable {
 
     /// The network's first output over `input`, in slices of `batchSize`.
     public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
+        try checkInput(input, of: network.graph, batchSize: batchSize)
         let name = network.graph.outputs[0].name
         return try input.mapBatches(of: batchSize) { batch in try batch.concurrentMapSlices { try run($0)[name]! } }
     }

@@ -89,24 +89,33 @@ public enum ScaleSearch {
     /// The stored scale and zero point for `values` under `policy`, starting from the float search result.
     public static func search(_ values: UnsafeBufferPointer<Float>, grid: QuantizationGrid, policy: ScalePolicy) -> (scale: Float, zeroPoint: Float) {
         let (s0, z0) = searchFloat(values, grid: grid)
+        // s0 is positive and finite (searchFloat skips other candidates), so its log2 is a finite Int; the
+        // exponent is kept within the normal floats (near 3.4e38 it would round up to 2^128, infinity).
+        var nearest: (scale: Float, zeroPoint: Float) {
+            let e = Int(log2(Double(s0)).rounded(.toNearestOrEven))
+            let s = PowerOfTwo.value(Swift.min(Swift.max(e, -126), 127))
+            return (s, rescaledZeroPoint(z0, from: s0, to: s, grid: grid))
+        }
         switch policy {
         case .float:
             return (s0, z0)
         case .nearestPowerOfTwo:
-            let s = PowerOfTwo.value(Int(log2(Double(s0)).rounded(.toNearestOrEven)))
-            return (s, rescaledZeroPoint(z0, from: s0, to: s, grid: grid))
+            return nearest
         case .bestPowerOfTwo:
             let l = log2(Double(s0))
             let candidates = ((Int(l.rounded(.down)) - 1)...(Int(l.rounded(.up)) + 1)).map { e -> (scale: Float, zeroPoint: Float) in
                 let s = PowerOfTwo.value(e)
                 return (s, rescaledZeroPoint(z0, from: s0, to: s, grid: grid))
             }
-            return best(of: candidates, on: values, grid: grid)!
+            // Every candidate scores infinite only on values near the float32 limit (3e38): keep the nearest.
+            return best(of: candidates, on: values, grid: grid) ?? nearest
         }
     }
 
     /// Per-channel search over the rows of a `[channels, per]` weight buffer.
+    /// A layer without channels (shape inference refuses such models) gets empty parameters.
     public static func searchPerChannel(_ weights: [Float], channels: Int, grid: QuantizationGrid, policy: ScalePolicy) -> QuantizerParameters {
+        guard channels > 0 else { return QuantizerParameters(grid: grid, scales: [], zeroPoints: []) }
         let per = weights.count / channels
         var scales = [Float](repeating: 1, count: channels), zeros = [Float](repeating: 0, count: channels)
         weights.withUnsafeBufferPointer { w in

@@ -1,3 +1,4 @@
+import ONNX
 /// One property `rapq verify` checks, with what it found.
 public struct VerificationCheck: Equatable, Codable, Sendable {
     /// What is checked.
@@ -19,7 +20,9 @@ public struct VerificationCheck: Equatable, Codable, Sendable {
 ///
 /// Every scale must be exactly `2^e` (its significand bits are zero: a bit-level test, not a tolerance),
 /// every zero point a whole number inside its grid, every weight code inside its grid, and every bias
-/// representable in int32 at scale `input scale * weight scale` (itself then a power of two).
+/// representable in int32 at scale `input scale * weight scale` (itself then a power of two). Then, what a
+/// hand-made or damaged network could get wrong: every scale, zero point and bias finite; every grid as wide
+/// as the bit widths the network declares (2-8 bits); every weight shape one its graph runs.
 public func staticChecks(of network: QuantizedNetwork) -> [VerificationCheck] {
     var checks: [VerificationCheck] = []
     func check(_ name: String, _ offenders: [String], total: Int, unit: String) {
@@ -81,5 +84,45 @@ public func staticChecks(of network: QuantizedNetwork) -> [VerificationCheck] {
         }
     }
     check("bias scales equal input scale x weight scale, biases fit int32", bad, total: total, unit: "channels")
+
+    bad = []; total = 0
+    for layer in layers {
+        for c in 0..<layer.channels {
+            total += 1
+            let values = [layer.weight.scales[c], layer.weight.zeroPoints[c], layer.bias[c]]
+            if !values.allSatisfy(\.isFinite) || !(layer.weight.scales[c] > 0) { bad.append("\(layer.node)[\(c)] scale, zero point, bias \(values)") }
+        }
+    }
+    for (name, q) in sites {
+        total += 1
+        if !(q.scales[0] > 0 && q.scales[0].isFinite && q.zeroPoints[0].isFinite) { bad.append("\(name) scale \(q.scales[0]), zero point \(q.zeroPoints[0])") }
+    }
+    check("scales are positive and finite, zero points and biases finite", bad, total: total, unit: "channels and activation quantizers")
+
+    bad = []
+    let declared = network.bits
+    for (what, bits) in [("weights", declared.weights), ("activations", declared.activations), ("first/last", declared.firstLast)] where !(2...8).contains(bits) {
+        bad.append("declared \(what) \(bits) bits")
+    }
+    let weightWidths: Set<Int> = [declared.weights, declared.firstLast]
+    var activationWidths: Set<Int> = [declared.activations, declared.firstLast]
+    if declared.residualInputs > 0 { activationWidths.insert(declared.residualInputs) }
+    for layer in layers where !weightWidths.contains(layer.weight.grid.bits) { bad.append("\(layer.node) has a \(layer.weight.grid.bits)-bit grid") }
+    for (name, q) in sites where !activationWidths.contains(q.grid.bits) { bad.append("\(name) has a \(q.grid.bits)-bit grid") }
+    check("grids have the declared bit widths (W\(declared.weights)A\(declared.activations), first/last \(declared.firstLast))", bad,
+          total: layers.count + sites.count + 3, unit: "grids and declarations")
+
+    bad = []
+    let nodes = Dictionary(network.graph.nodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    for layer in layers {
+        let kernel = nodes[layer.node].flatMap { $0.inputs.count > 1 ? network.graph.initializers[$0.inputs[1]]?.shape : nil }
+        if layer.weightShape.shapeProduct != layer.codes.count || layer.weightShape.first != layer.channels || kernel != layer.weightShape {
+            bad.append("\(layer.node) weight shape \(layer.weightShape) for \(layer.codes.count) codes, \(layer.channels) channels, graph weight \(kernel.map { "\($0)" } ?? "missing")")
+        }
+    }
+    if bad.isEmpty {
+        do { _ = try inferShapes(of: network.graph, batch: 1) } catch { bad.append("\(error)") }
+    }
+    check("weight shapes match their layers' kernels and the graph", bad, total: layers.count, unit: "layers")
     return checks
 }

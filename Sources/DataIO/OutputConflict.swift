@@ -1,0 +1,52 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Refuses outputs that would overwrite an input: two paths name the same file when `stat` (which follows
+/// symbolic links) gives the same device and inode, so symlinks, hard links and `./a` versus `a` are caught.
+/// An output that does not exist yet cannot be an input.
+public enum OutputConflict {
+    /// One file the command reads, with the name the user knows it by (a flag or argument).
+    public struct Input: Sendable {
+        /// How the user named it, e.g. `--calib`.
+        public var role: String
+        /// Its path.
+        public var path: String
+
+        /// An input from its role and path.
+        public init(_ role: String, _ path: String) {
+            self.role = role
+            self.path = path
+        }
+    }
+
+    /// Throws `DataError.outputIsInput` when `output` is the same file as one of `inputs`.
+    public static func check(output: String, role: String, against inputs: [Input]) throws {
+        guard let target = identity(output) else { return }
+        for input in inputs where identity(input.path) == target {
+            throw DataError.outputIsInput(output: output, outputRole: role, input: input.path, inputRole: input.role)
+        }
+    }
+
+    /// Throws `DataError.outputFolderHoldsInput` when one of `inputs` lies directly in `folder`, which a command
+    /// fills with files whose names come from the model (so any input there could be overwritten).
+    public static func check(folder: String, role: String, against inputs: [Input]) throws {
+        guard let target = identity(folder) else { return }
+        for input in inputs {
+            let parent = URL(fileURLWithPath: input.path).resolvingSymlinksInPath().deletingLastPathComponent().path
+            if identity(parent) == target || identity(input.path) == target {
+                throw DataError.outputFolderHoldsInput(folder: folder, folderRole: role, input: input.path, inputRole: input.role)
+            }
+        }
+    }
+
+    /// The device and inode of the file `path` resolves to, or nil when it does not exist.
+    static func identity(_ path: String) -> [UInt64]? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return [UInt64(info.st_dev), UInt64(info.st_ino)]
+    }
+}
