@@ -94,13 +94,13 @@ struct Samples {
             tensor = try NumpyFile.readTensor(contentsOf: url)
             return
         }
+        let folder = try ImageFolder(contentsOf: url)
         let preprocessing = try options.preprocessing()
         var augmentation: Augmentation?
         if augmentedCopies > 0 {
             guard let crop = preprocessing.crop else { throw ValidationError("--augment needs a crop size: a preset with one, or --crop") }
             augmentation = Augmentation(crop: RandomResizedCrop(size: crop, interpolation: preprocessing.interpolation), copies: augmentedCopies, seed: seed)
         }
-        let folder = try ImageFolder(contentsOf: url)
         let batch = try folder.load(preprocessing, skipBadImages: options.skipBadImages, augmentation: augmentation)
         tensor = batch.tensor
         files = batch.files
