@@ -86,29 +86,9 @@ public enum Elementwise {
     /// NumPy broadcasting puts there (`shape` must broadcast to `target`). For small or integer tensors,
     /// where a gather through these indices is simplest.
     public static func sourceIndices(of shape: [Int], broadcastTo target: [Int]) -> [Int] {
-        let rank = target.count
-        let padded = [Int](repeating: 1, count: rank - shape.count) + shape
-        var strides = [Int](repeating: 0, count: rank)
-        var step = 1
-        for d in stride(from: rank - 1, through: 0, by: -1) {
-            strides[d] = padded[d] == 1 ? 0 : step
-            step *= padded[d]
-        }
-        var result = [Int](repeating: 0, count: target.shapeProduct)
-        var index = [Int](repeating: 0, count: rank)
-        for i in result.indices {
-            var offset = 0
-            for d in 0..<rank { offset += index[d] * strides[d] }
-            result[i] = offset
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < target[d] { break }
-                index[d] = 0
-                d -= 1
-            }
-        }
-        return result
+        let padded = [Int](repeating: 1, count: target.count - shape.count) + shape
+        let strides = Shaping.rowMajorStrides(padded).enumerated().map { padded[$0.offset] == 1 ? 0 : $0.element }
+        return Shaping.offsets(shape: target, strides: strides)
     }
 }
 

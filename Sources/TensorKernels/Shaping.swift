@@ -50,31 +50,36 @@ public enum Shaping {
     /// The row-major `elements` of a tensor of `shape`, reordered as `transpose` does (any element type:
     /// the integer engine moves codes with it).
     public static func transposed<Element>(_ elements: [Element], shape: [Int], permutation: [Int]) -> [Element] {
-        let rank = shape.count
-        precondition(permutation.sorted() == Array(0..<rank), "\(permutation) is not a permutation of 0..<\(rank)")
+        precondition(permutation.sorted() == Array(0..<shape.count), "\(permutation) is not a permutation of 0..<\(shape.count)")
         precondition(elements.count == shape.shapeProduct, "\(elements.count) elements for shape \(shape)")
-        guard rank > 1, !elements.isEmpty else { return elements }
-        let outShape = permutation.map { shape[$0] }
-        var inputStrides = [Int](repeating: 1, count: rank)
-        for d in stride(from: rank - 2, through: 0, by: -1) { inputStrides[d] = inputStrides[d + 1] * shape[d + 1] }
-        // The input stride of each output dimension; the innermost output dimension is walked in one loop.
-        let strides = permutation.map { inputStrides[$0] }
-        let inner = outShape[rank - 1], innerStride = strides[rank - 1]
-        var result: [Element] = []
-        result.reserveCapacity(elements.count)
-        elements.withUnsafeBufferPointer { source in
-            var index = [Int](repeating: 0, count: rank - 1)
-            for _ in 0..<(elements.count / inner) {
-                var offset = 0
-                for d in 0..<(rank - 1) { offset += index[d] * strides[d] }
-                for j in 0..<inner { result.append(source[offset + j * innerStride]) }
-                var d = rank - 2
-                while d >= 0 {
-                    index[d] += 1
-                    if index[d] < outShape[d] { break }
-                    index[d] = 0
-                    d -= 1
-                }
+        let strides = rowMajorStrides(shape)
+        return offsets(shape: permutation.map { shape[$0] }, strides: permutation.map { strides[$0] }).map { elements[$0] }
+    }
+
+    /// The strides of a row-major tensor of `shape` (1 for the last dimension).
+    public static func rowMajorStrides(_ shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        for d in stride(from: shape.count - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
+        return strides
+    }
+
+    /// For each element of a tensor of `shape`, in row-major order, `Σ index[d] · strides[d]`: where a
+    /// strided view (a transposition, a broadcast with stride 0) finds it.
+    public static func offsets(shape: [Int], strides: [Int]) -> [Int] {
+        let rank = shape.count
+        var result = [Int](repeating: 0, count: shape.shapeProduct)
+        var index = [Int](repeating: 0, count: rank)
+        var offset = 0
+        for i in result.indices {
+            result[i] = offset
+            var d = rank - 1
+            while d >= 0 {
+                index[d] += 1
+                offset += strides[d]
+                if index[d] < shape[d] { break }
+                offset -= index[d] * strides[d]
+                index[d] = 0
+                d -= 1
             }
         }
         return result

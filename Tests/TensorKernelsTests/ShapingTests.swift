@@ -38,4 +38,36 @@ final class ShapingTests: XCTestCase {
             }
         }
     }
+
+    /// Transpose against index arithmetic written out for a 3-D tensor, for every permutation; and back.
+    func testTransposeMatchesIndexArithmetic() {
+        let shape = [2, 3, 4]
+        let x = Tensor(shape: shape, data: (0..<24).map(Float.init))
+        for perm in [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+            let y = Shaping.transpose(x, permutation: perm)
+            XCTAssertEqual(y.shape, perm.map { shape[$0] })
+            for i in 0..<y.shape[0] { for j in 0..<y.shape[1] { for k in 0..<y.shape[2] {
+                var source = [0, 0, 0]
+                source[perm[0]] = i; source[perm[1]] = j; source[perm[2]] = k
+                XCTAssertEqual(y.data[(i * y.shape[1] + j) * y.shape[2] + k], x.data[(source[0] * 3 + source[1]) * 4 + source[2]], "\(perm)")
+            } } }
+            XCTAssertEqual(Shaping.transpose(y, permutation: Shaping.inversePermutation(perm)), x)
+        }
+    }
+
+    /// Slice along an axis, and its gradient putting the slice back in place among zeros.
+    func testSliceAndItsGradient() {
+        let x = Tensor(shape: [2, 4, 1], data: (0..<8).map(Float.init))
+        let y = Shaping.slice(x, axis: 1, range: 1..<3)
+        XCTAssertEqual(y, Tensor(shape: [2, 2, 1], data: [1, 2, 5, 6]))
+        XCTAssertEqual(Shaping.sliceBackward(inputShape: [2, 4, 1], axis: 1, range: 1..<3, outputGradient: y),
+                       Tensor(shape: [2, 4, 1], data: [0, 1, 2, 0, 0, 5, 6, 0]))
+    }
+
+    /// Broadcast source indices: [3, 1] onto [2, 3, 4] repeats each row value along the last axis.
+    func testBroadcastSourceIndices() {
+        let indices = Elementwise.sourceIndices(of: [3, 1], broadcastTo: [2, 3, 4])
+        XCTAssertEqual(indices, (0..<24).map { ($0 / 4) % 3 })
+        XCTAssertEqual(Elementwise.sourceIndices(of: [4], broadcastTo: [2, 4]), [0, 1, 2, 3, 0, 1, 2, 3])
+    }
 }
