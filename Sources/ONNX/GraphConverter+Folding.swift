@@ -221,6 +221,9 @@ extension GraphConverter {
     /// at the export batch, the reshape keeps the batch dimension apart from the others.
     func batchRelativeTarget(_ targets: [[Int]], input: String, allowZero: Bool, node: String, op: String) throws -> [Int] {
         let shapes = Self.batchProbes.indices.map { shape(of: input, probe: $0) }
+        guard targets.allSatisfy({ $0.count == targets[0].count }) else {
+            throw ONNXError.batchDependent(node: node, op: op, reason: "the rank of its target shape depends on the batch size")
+        }
         var result = targets[0]
         if targets.allSatisfy({ $0 == targets[0] }) {
             guard let exportBatch, let first = shapes[0], let second = shapes[1], first.count >= 1, first[0] != second[0],
