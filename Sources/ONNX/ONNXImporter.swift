@@ -383,7 +383,11 @@ struct GraphConverter {
                 throw ONNXError.unsupportedDataType(tensor: name, dataType: Int32(Onnx_TensorProto.DataType.int64.rawValue),
                                                    expected: "FLOAT (float32) for data a layer reads")
             }
-            initializers[name] = Tensor(shape: values[0].shape, data: values[0].elements.map { Float($0) })
+            let data = values[0].elements.map { Float($0) }
+            if let bad = data.firstIndex(where: { !$0.isFinite }) {
+                throw ONNXError.nonFiniteData(tensor: name, index: bad, value: data[bad])
+            }
+            initializers[name] = Tensor(shape: values[0].shape, data: data)
         }
         return name
     }
