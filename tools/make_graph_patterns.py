@@ -17,6 +17,7 @@ the input), for Tests/EndToEndTests/GraphPatternTests.swift:
   reduce_mean       ReduceMean over H and W (keepdims 0) instead of GlobalAveragePool
   opset9            opset 9: Clip bounds and Unsqueeze axes as attributes, Sum of three tensors
   softmax_output    opset 11: the classifier ends in Softmax (Caffe2 and ONNX-zoo files)
+  lrn               AlexNet/GoogLeNet (Caffe): LRN across channels after a Relu (no integer kernel: float only)
   gap_logits        SqueezeNet's head: the logits are a global average of a 1x1 convolution's output
 """
 import os
@@ -221,8 +222,18 @@ def gap_logits():
     return model(n, i)
 
 
+def lrn():
+    n, i = [], [weight("w1", [8, 3, 3, 3]), vector("b1", 8), weight("fc_w", [5, 8]), vector("fc_b", 5)]
+    n += [conv("x", "c1", "w1", "b1"), helper.make_node("Relu", ["c1"], ["r1"], name="r1"),
+          helper.make_node("LRN", ["r1"], ["n1"], name="norm", size=5, alpha=0.5, beta=0.75, bias=2.0),
+          helper.make_node("GlobalAveragePool", ["n1"], ["g"], name="gap"),
+          helper.make_node("Flatten", ["g"], ["f"], name="flat", axis=1),
+          helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], name="fc", transB=1)]
+    return model(n, i, opset=9)
+
+
 PATTERNS = [se_block, hardswish_block, silu_block, inception, dense_bn, channel_shuffle, identity_bias,
-            batch1_reshape, reduce_mean, opset9, softmax_output, gap_logits]
+            batch1_reshape, reduce_mean, opset9, softmax_output, gap_logits, lrn]
 
 
 def main():

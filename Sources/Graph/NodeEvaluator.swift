@@ -106,6 +106,10 @@ public enum NodeEvaluator {
             return [Shaping.concat(parts, axis: a)]
         case .identity:
             return [try operand(0)]
+        case .localResponseNormalization(let lrn):
+            let x = try operand(0)
+            guard x.rank >= 3 else { throw fail("expects an [N, C, ...] input, got \(x.shape)") }
+            return [lrn.forward(x)]
         case .softmax(let axis):
             let x = try operand(0)
             let a = axis < 0 ? axis + x.rank : axis

@@ -39,6 +39,8 @@ public enum Operator: Equatable, Sendable {
     case matMul
     /// Concatenation along `axis`.
     case concat(axis: Int)
+    /// Local response normalization across channels (ONNX LRN).
+    case localResponseNormalization(LocalResponseNormalization)
     /// Softmax along `axis` (ONNX opset 13 semantics; older files are converted at import).
     case softmax(axis: Int)
     /// The elements `start..<end` along `axis` (ONNX Slice with step 1 on one axis, bounds resolved at import).
@@ -71,6 +73,7 @@ public enum Operator: Equatable, Sendable {
         case .transpose: return "Transpose"
         case .slice: return "Slice"
         case .softmax: return "Softmax"
+        case .localResponseNormalization: return "LRN"
         case .identity: return "Identity"
         }
     }

@@ -140,6 +140,7 @@ public struct SubgraphProgram: Sendable {
                 pass(0, Pooling.averagePoolBackward(inputShape: x!.shape, window: w, countIncludePad: include, outputGradient: g))
             case .globalAveragePool: pass(0, Pooling.globalAveragePoolBackward(inputShape: x!.shape, outputGradient: g))
             case .flatten, .reshape, .identity: pass(0, g.reshaped(x!.shape))
+            case .localResponseNormalization(let lrn): pass(0, lrn.backward(x!, outputGradient: g))
             case .softmax(let axis):
                 let y = trace.unobserved[node.outputs[0]] ?? value(node.outputs[0])
                 pass(0, Activation.softmaxBackward(output: y, axis: axis < 0 ? axis + y.rank : axis, outputGradient: g))

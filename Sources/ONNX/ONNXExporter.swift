@@ -174,6 +174,9 @@ public enum ONNXExporter {
                 n.attribute = [attribute("perm", ints: permutation)]
             case .softmax(let axis):
                 n.attribute = [attribute("axis", int: axis)]
+            case .localResponseNormalization(let lrn):
+                n.attribute = [attribute("size", int: lrn.size), attribute("alpha", float: lrn.alpha), attribute("beta", float: lrn.beta),
+                               attribute("bias", float: lrn.bias)]
             case .slice(let axis, let start, let end):
                 let name = fresh("\(node.name)/bounds")
                 proto.initializer.append(tensorProto(int64: [Int64(start)], shape: [1], name: name + "/starts"))

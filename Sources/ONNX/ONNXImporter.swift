@@ -24,7 +24,7 @@ public enum ONNXImporter {
     /// `Squeeze` reshapes). Shape arithmetic is evaluated at import (`foldOnlyOperators`).
     public static let supportedOperators: [String] = [
         "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
-        "Div", "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
+        "Div", "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LRN",
         "MatMul", "MaxPool", "Mul", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Sub", "Sum",
         "Transpose", "Unsqueeze",
     ]
@@ -628,6 +628,16 @@ struct GraphConverter {
             return result
         case "Slice":
             return try sliceNodes(node, name: name)
+        case "LRN":
+            try arity(inputs: 1...1)
+            let reader = try AttributeReader(node, name: name, allowed: ["alpha", "beta", "bias", "size"])
+            guard reader.has("size") else { throw ONNXError.missingAttribute(node: name, op: op, attribute: "size") }
+            let size = try reader.int("size", default: 1)
+            guard (1...4096).contains(size) else { throw reader.unsupported("size", value: "\(size)", "must be 1 to 4096 channels") }
+            ir = .localResponseNormalization(LocalResponseNormalization(
+                size: size, alpha: try reader.float("alpha", default: 1e-4), beta: try reader.float("beta", default: 0.75),
+                bias: try reader.float("bias", default: 1)))
+            inputs = [try dataInput(input(0))]
         case "Softmax":
             // Before opset 13 Softmax normalises over all dimensions from `axis` on (default 1); from 13 over
             // `axis` alone (default -1). The two agree when `axis` is the last dimension; otherwise the old

@@ -164,6 +164,10 @@ func outputShape(of node: Node, operands: [[Int]?]) throws -> [Int] {
         var out = first
         out[a] = parts.map { $0[a] }.reduce(0, +)
         return out
+    case .localResponseNormalization:
+        let x = try operand(0)
+        guard x.count >= 3 else { throw fail("expects an [N, C, ...] input, got \(x)") }
+        return x
     case .softmax(let axis):
         let x = try operand(0)
         guard axis >= -x.count, axis < x.count else { throw fail("axis \(axis) is out of range for rank \(x.count)") }

@@ -100,6 +100,22 @@ final class GraphPatternTests: XCTestCase {
         XCTAssertEqual(Double(current.data[0]), exp(0) / (exp(0) + exp(1)), accuracy: 1e-6)
     }
 
+    /// LRN runs like onnxruntime; it has no integer kernel, which quantize and the engine say by name.
+    func testLocalResponseNormalizationRunsInFloat() throws {
+        let folder = try Self.patterns.get()
+        let model = try FloatModel(contentsOf: folder.appendingPathComponent("lrn.onnx"))
+        let x = try NumpyFile.readTensor(contentsOf: folder.appendingPathComponent("lrn-input.npy"))
+        let reference = try NumpyFile.readTensor(contentsOf: folder.appendingPathComponent("lrn-ort.npy"))
+        let y = try model.predict(x)
+        let scale = reference.data.map(abs).max() ?? 1
+        XCTAssertLessThanOrEqual((zip(y.data, reference.data).map { abs($0 - $1) }.max() ?? 0) / scale, 1e-5)
+        let network = try quantize(model: model.graph, calibration: x,
+                                   configuration: QuantizationConfiguration(method: .potMse, weightBits: 8, activationBits: 8))
+        XCTAssertThrowsError(try IntegerEngine(network)) { error in
+            XCTAssertEqual(error as? QuantizationError, .noIntegerKernel(node: "norm", op: "LRN"))
+        }
+    }
+
     /// A Concat of Relu outputs, and the product of a Relu output and a HardSigmoid gate, are non-negative:
     /// their quantizers are unsigned (a signed grid would waste its negative half).
     func testNonNegativeConcatAndProductGetUnsignedGrids() throws {

@@ -70,4 +70,31 @@ final class ShapingTests: XCTestCase {
         XCTAssertEqual(indices, (0..<24).map { ($0 / 4) % 3 })
         XCTAssertEqual(Elementwise.sourceIndices(of: [4], broadcastTo: [2, 4]), [0, 1, 2, 3, 0, 1, 2, 3])
     }
+
+    /// LRN's gradient against float64 central differences of its forward pass.
+    func testLocalResponseNormalizationGradient() {
+        let lrn = LocalResponseNormalization(size: 3, alpha: 0.4, beta: 0.75, bias: 1.5)
+        let x = Tensor(shape: [1, 4, 1, 2], data: [0.5, -1.2, 2.0, 0.3, -0.7, 1.1, 0.9, -0.4])
+        let g = Tensor(shape: x.shape, data: [0.3, -0.5, 1.0, 0.2, 0.7, -0.1, 0.4, 0.6])
+        let analytic = lrn.backward(x, outputGradient: g)
+        /// L = Σ g · y, with y computed in float64 from the definition.
+        func loss(_ v: [Double]) -> Double {
+            var total = 0.0
+            for c in 0..<4 { for p in 0..<2 {
+                var s = 0.0
+                for k in max(0, c - 1)...min(3, c + 1) { s += v[k * 2 + p] * v[k * 2 + p] }
+                total += Double(g.data[c * 2 + p]) * v[c * 2 + p] / pow(1.5 + 0.4 / 3 * s, 0.75)
+            } }
+            return total
+        }
+        let base = x.data.map(Double.init)
+        for i in 0..<base.count {
+            var up = base, down = base
+            up[i] += 1e-6; down[i] -= 1e-6
+            XCTAssertEqual(Double(analytic.data[i]), (loss(up) - loss(down)) / 2e-6, accuracy: 1e-4, "element \(i)")
+        }
+        // The forward pass is the same definition.
+        let y = lrn.forward(x)
+        XCTAssertEqual(Double(y.data[2]), 2.0 / pow(1.5 + 0.4 / 3 * (0.25 + 4.0 + 0.49), 0.75), accuracy: 1e-6)
+    }
 }
