@@ -19,6 +19,9 @@ the input), for Tests/EndToEndTests/GraphPatternTests.swift:
   softmax_output    opset 11: the classifier ends in Softmax (Caffe2 and ONNX-zoo files)
   lrn               AlexNet/GoogLeNet (Caffe): LRN across channels after a Relu (no integer kernel: float only)
   gap_logits        SqueezeNet's head: the logits are a global average of a 1x1 convolution's output
+  convnext_block    ConvNeXt as torch exports it (opset 17): LayerNorm2d as Transpose/LayerNormalization/
+                    Transpose, a block's MLP as MatMul by transposed weights on NHWC tensors with GELU written
+                    as Div/Erf/Add/Mul/Mul, a layer scale Mul and a residual Add, a LayerNorm2d head
 """
 import os
 import sys
@@ -232,8 +235,42 @@ def lrn():
     return model(n, i, opset=9)
 
 
+def convnext_block():
+    def node(op, inputs, out, **attributes):
+        return helper.make_node(op, inputs, [out], name=out, **attributes)
+
+    def layer_norm_2d(x, out, scale, bias):
+        return [node("Transpose", [x], out + "_nhwc", perm=[0, 2, 3, 1]),
+                node("LayerNormalization", [out + "_nhwc", scale, bias], out + "_norm", axis=-1, epsilon=1e-6),
+                node("Transpose", [out + "_norm"], out, perm=[0, 3, 1, 2])]
+
+    i = [weight("stem_w", [8, 3, 2, 2]), vector("stem_b", 8), vector("ln0_s", 8, 1.0), vector("ln0_b", 8),
+         weight("dw_w", [8, 1, 3, 3]), vector("dw_b", 8), vector("ln1_s", 8, 1.0), vector("ln1_b", 8),
+         weight("fc1_w", [16, 8]), vector("fc1_b", 16), weight("fc2_w", [8, 16]), vector("fc2_b", 8),
+         numpy_helper.from_array((0.5 + 0.1 * rng.standard_normal((8, 1, 1))).astype(np.float32), "gamma"),
+         vector("ln2_s", 8, 1.0), vector("ln2_b", 8), weight("fc_w", [5, 8]), vector("fc_b", 5),
+         numpy_helper.from_array(np.array(2 ** 0.5, np.float32), "sqrt2"),
+         numpy_helper.from_array(np.array(1, np.float32), "one"), numpy_helper.from_array(np.array(0.5, np.float32), "half")]
+    n = [conv("x", "stem", "stem_w", "stem_b", k=2, stride=2, pad=0)] + layer_norm_2d("stem", "s0", "ln0_s", "ln0_b")
+    n += [conv("s0", "dw", "dw_w", "dw_b", group=8),
+          node("Transpose", ["dw"], "dw_nhwc", perm=[0, 2, 3, 1]),
+          node("LayerNormalization", ["dw_nhwc", "ln1_s", "ln1_b"], "ln1", axis=-1, epsilon=1e-6),
+          node("Transpose", ["fc1_w"], "fc1_wt", perm=[1, 0]), node("MatMul", ["ln1", "fc1_wt"], "fc1"),
+          node("Add", ["fc1_b", "fc1"], "fc1_out"),
+          node("Div", ["fc1_out", "sqrt2"], "gelu_div"), node("Erf", ["gelu_div"], "gelu_erf"),
+          node("Add", ["gelu_erf", "one"], "gelu_add"), node("Mul", ["fc1_out", "gelu_add"], "gelu_mul"),
+          node("Mul", ["gelu_mul", "half"], "gelu"),
+          node("Transpose", ["fc2_w"], "fc2_wt", perm=[1, 0]), node("MatMul", ["gelu", "fc2_wt"], "fc2"),
+          node("Add", ["fc2_b", "fc2"], "fc2_out"), node("Transpose", ["fc2_out"], "branch", perm=[0, 3, 1, 2]),
+          node("Mul", ["gamma", "branch"], "scaled"), node("Add", ["scaled", "s0"], "block"),
+          node("GlobalAveragePool", ["block"], "g")]
+    n += layer_norm_2d("g", "head", "ln2_s", "ln2_b")
+    n += [node("Flatten", ["head"], "f", axis=1), helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], name="fc", transB=1)]
+    return model(n, i, opset=17)
+
+
 PATTERNS = [se_block, hardswish_block, silu_block, inception, dense_bn, channel_shuffle, identity_bias,
-            batch1_reshape, reduce_mean, opset9, softmax_output, gap_logits, lrn]
+            batch1_reshape, reduce_mean, opset9, softmax_output, gap_logits, lrn, convnext_block]
 
 
 def main():

@@ -50,6 +50,19 @@ public enum NodeEvaluator {
             return [Activation.hardSigmoid(try operand(0), alpha: alpha, beta: beta)]
         case .hardSwish:
             return [Activation.hardSwish(try operand(0))]
+        case .gelu:
+            return [Activation.gelu(try operand(0))]
+        case .erf:
+            return [Activation.erf(try operand(0))]
+        case .layerNormalization(let norm):
+            let x = try operand(0), scale = try operand(1)
+            let bias = node.inputs.count > 2 && !node.inputs[2].isEmpty ? try operand(2) : nil
+            guard let axes = norm.axes(rank: x.rank) else { throw fail("normalized axes do not fit an input of shape \(x.shape)") }
+            let extent = x.shape[axes].reduce(1, *)
+            for parameter in [scale, bias].compactMap({ $0 }) where parameter.count != extent && parameter.count != 1 {
+                throw fail("scale and bias need \(extent) values (the normalized block of \(x.shape)), got \(parameter.count)")
+            }
+            return [norm.forward(x, scale: scale, bias: bias)]
         case .add, .mul:
             let a = try operand(0), b = try operand(1)
             guard Elementwise.broadcastShape(a.shape, b.shape) != nil else {

@@ -23,6 +23,12 @@ public enum Operator: Equatable, Sendable {
     case hardSigmoid(alpha: Float, beta: Float)
     /// `x * max(0, min(1, x / 6 + 1 / 2))`.
     case hardSwish
+    /// `x/2 * (1 + erf(x/√2))` (ONNX Gelu without approximation; exporters write it as Div, Erf, Add, Mul, Mul).
+    case gelu
+    /// The Gauss error function.
+    case erf
+    /// Normalization over a block of axes with a per-element scale and bias; inputs `[x, scale, bias?]`.
+    case layerNormalization(LayerNormalization)
     /// Max pooling over NCHW.
     case maxPool(WindowGeometry)
     /// Average pooling over NCHW; `countIncludePad` divides by the full window size.
@@ -62,6 +68,9 @@ public enum Operator: Equatable, Sendable {
         case .sigmoid: return "Sigmoid"
         case .hardSigmoid: return "HardSigmoid"
         case .hardSwish: return "HardSwish"
+        case .gelu: return "Gelu"
+        case .erf: return "Erf"
+        case .layerNormalization: return "LayerNormalization"
         case .maxPool: return "MaxPool"
         case .averagePool: return "AveragePool"
         case .globalAveragePool: return "GlobalAveragePool"

@@ -129,6 +129,9 @@ public struct SubgraphProgram: Sendable {
             case .sigmoid: pass(0, Activation.sigmoidBackward(output: trace.unobserved[node.outputs[0]] ?? value(node.outputs[0]), outputGradient: g))
             case .hardSigmoid(let a, let b): pass(0, Activation.hardSigmoidBackward(x!, alpha: a, beta: b, outputGradient: g))
             case .hardSwish: pass(0, Activation.hardSwishBackward(x!, outputGradient: g))
+            case .gelu: pass(0, Activation.geluBackward(x!, outputGradient: g))
+            case .erf: pass(0, Activation.erfBackward(x!, outputGradient: g))
+            case .layerNormalization(let norm): pass(0, norm.backward(x!, scale: value(node.inputs[1]), outputGradient: g))
             case .add:
                 pass(0, Elementwise.reduceGradient(g, to: value(node.inputs[0]).shape))
                 pass(1, Elementwise.reduceGradient(g, to: value(node.inputs[1]).shape))

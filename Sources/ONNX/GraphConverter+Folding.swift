@@ -6,7 +6,7 @@ extension GraphConverter {
     /// Operators the importer evaluates when every input is known at import (Shape: when its input's shape is).
     static let foldableOperators: Set<String> = [
         "Add", "Cast", "Concat", "ConstantOfShape", "Div", "Gather", "Identity", "Mul", "Reshape", "Shape", "Slice",
-        "Squeeze", "Sub", "Sum", "Unsqueeze",
+        "Squeeze", "Sub", "Sum", "Transpose", "Unsqueeze",
     ]
 
     /// Evaluates `node` at import when it computes on known values only (shape arithmetic, constants) and
@@ -107,6 +107,18 @@ extension GraphConverter {
                 throw Failure(reason: "cannot reshape \(value.shape) to \(target)")
             }
             value.shape = shape
+            return value
+        case "Transpose":
+            // Exporters transpose weight matrices at run time (`nn.Linear` on a 4-D tensor becomes MatMul by Wᵀ).
+            let reader = try AttributeReader(node, name: name, allowed: ["perm"])
+            var value = try arg(0)
+            let rank = value.shape.count
+            let permutation = try reader.ints("perm") ?? Array((0..<rank).reversed())
+            guard permutation.sorted() == Array(0..<rank) else {
+                throw Failure(reason: "perm \(permutation) is not a permutation of the \(rank) axes of \(value.shape)")
+            }
+            value.elements = Shaping.transposed(value.elements, shape: value.shape, permutation: permutation)
+            value.shape = permutation.map { value.shape[$0] }
             return value
         case "Cast":
             let reader = try AttributeReader(node, name: name, allowed: ["to", "saturate", "round_mode"])

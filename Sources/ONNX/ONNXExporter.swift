@@ -13,8 +13,15 @@ public enum ONNXExporter {
     /// The ONNX model for `graph`, declaring at least `opset` of the default domain.
     ///
     /// The declared opset is raised when an operator needs a newer one: HardSwish and Reshape's
-    /// `allowzero` need 14, an AveragePool with dilations needs 19. `opset` must be one the importer reads.
+    /// `allowzero` need 14, LayerNormalization 17, an AveragePool with dilations 19. `opset` must be one the importer reads.
     public static func modelProto(for graph: Graph, opset: Int = 13) -> Onnx_ModelProto {
+        modelProtoWithSpans(for: graph, opset: opset).model
+    }
+
+    /// The ONNX model for `graph` (as `modelProto(for:opset:)`) and, for each graph node, the range of the
+    /// ONNX nodes written for it: one node, or several where ONNX spells the IR operator as a pattern (GELU, a
+    /// channel normalization); the last of them produces the IR node's outputs.
+    public static func modelProtoWithSpans(for graph: Graph, opset: Int = 13) -> (model: Onnx_ModelProto, spans: [Range<Int>]) {
         precondition(ONNXImporter.supportedOpsets.contains(opset), "opset \(opset) is outside \(ONNXImporter.supportedOpsets)")
         let declared = graph.nodes.map { requiredOpset($0.op) }.reduce(opset, max)
         var model = Onnx_ModelProto()
@@ -24,8 +31,9 @@ public enum ONNXExporter {
         entry.domain = ""
         entry.version = Int64(declared)
         model.opsetImport = [entry]
-        model.graph = graphProto(for: graph)
-        return model
+        let (proto, spans) = graphProto(for: graph)
+        model.graph = proto
+        return (model, spans)
     }
 
     /// The serialized model for `graph` at the default opset.
@@ -91,6 +99,7 @@ public enum ONNXExporter {
     static func requiredOpset(_ op: Operator) -> Int {
         switch op {
         case .hardSwish: return 14
+        case .layerNormalization: return 17
         case .reshape(_, let allowZero): return allowZero ? 14 : 13
         case .averagePool(let w, _): return w.dilations == (1, 1) ? 11 : 19
         default: return 11
@@ -111,7 +120,7 @@ public enum ONNXExporter {
         }
     }
 
-    private static func graphProto(for graph: Graph) -> Onnx_GraphProto {
+    private static func graphProto(for graph: Graph) -> (Onnx_GraphProto, [Range<Int>]) {
         var proto = Onnx_GraphProto()
         proto.name = graph.name
         proto.input = graph.inputs.map(valueInfoProto)
@@ -126,7 +135,19 @@ public enum ONNXExporter {
             taken.insert(name)
             return name
         }
+        var spans: [Range<Int>] = []
         for node in graph.nodes {
+            let start = proto.node.count
+            defer { spans.append(start..<proto.node.count) }
+            switch node.op {
+            case .gelu:
+                proto.node += geluNodes(node, fresh: fresh, initializers: &proto.initializer)
+                continue
+            case .layerNormalization(let norm) where norm.span != nil:
+                proto.node += channelNormalizationNodes(node, norm, fresh: fresh)
+                continue
+            default: break
+            }
             var n = Onnx_NodeProto()
             n.name = node.name
             n.opType = node.op.onnxName
@@ -183,12 +204,60 @@ public enum ONNXExporter {
                 proto.initializer.append(tensorProto(int64: [Int64(end)], shape: [1], name: name + "/ends"))
                 proto.initializer.append(tensorProto(int64: [Int64(axis)], shape: [1], name: name + "/axes"))
                 n.input = [node.inputs[0], name + "/starts", name + "/ends", name + "/axes"]
-            case .relu, .add, .mul, .sigmoid, .hardSwish, .globalAveragePool, .matMul, .identity:
+            case .layerNormalization(let norm):
+                n.attribute = [attribute("axis", int: norm.axis), attribute("epsilon", float: norm.epsilon)]
+            case .relu, .add, .mul, .sigmoid, .hardSwish, .erf, .globalAveragePool, .matMul, .identity, .gelu:
                 break
             }
             proto.node.append(n)
         }
-        return proto
+        return (proto, spans)
+    }
+
+    /// GELU as the five nodes exporters write for it (opset 20's `Gelu` is too new for most runtimes):
+    /// `Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)`. The last node keeps the IR node's name and output, so the
+    /// importer fuses them back into the same node.
+    private static func geluNodes(_ node: Node, fresh: (String) -> String, initializers: inout [Onnx_TensorProto]) -> [Onnx_NodeProto] {
+        let x = node.inputs[0]
+        let constants = [("sqrt2", Float(2.0.squareRoot())), ("one", 1), ("half", 0.5)].map { label, value in
+            let name = fresh("\(node.name)/\(label)")
+            initializers.append(tensorProto(Tensor(scalar: value), name: name))
+            return name
+        }
+        let scaled = fresh("\(node.name)/scaled"), erf = fresh("\(node.name)/erf"), shifted = fresh("\(node.name)/shifted"),
+            product = fresh("\(node.name)/product")
+        return [
+            plainNode(fresh("\(node.name)/div"), "Div", [x, constants[0]], [scaled]),
+            plainNode(fresh("\(node.name)/erf"), "Erf", [scaled], [erf]),
+            plainNode(fresh("\(node.name)/add"), "Add", [erf, constants[1]], [shifted]),
+            plainNode(fresh("\(node.name)/mul"), "Mul", [x, shifted], [product]),
+            plainNode(node.name, "Mul", [product, constants[2]], node.outputs),
+        ]
+    }
+
+    /// A normalization over some axes that does not reach the last (the channel normalization of an NCHW
+    /// tensor) as ONNX writes it: the block moved last by a Transpose, LayerNormalization over the last axes,
+    /// and the inverse Transpose. The importer turns the three back into the same node.
+    private static func channelNormalizationNodes(_ node: Node, _ norm: LayerNormalization, fresh: (String) -> String) -> [Onnx_NodeProto] {
+        // The importer creates this form for 4-D NCHW tensors only: the channel axis alone.
+        precondition(norm.axis == 1 && norm.span == 1, "only the channel normalization of NCHW tensors is exported with transposes")
+        let moved = fresh("\(node.name)/channels_last"), normalized = fresh("\(node.name)/normalized")
+        var inner = plainNode(node.name, "LayerNormalization", [moved] + node.inputs.dropFirst(), [normalized])
+        inner.attribute = [attribute("axis", int: -1), attribute("epsilon", float: norm.epsilon)]
+        var before = plainNode(fresh("\(node.name)/to_channels_last"), "Transpose", [node.inputs[0]], [moved])
+        before.attribute = [attribute("perm", ints: [0, 2, 3, 1])]
+        var after = plainNode(fresh("\(node.name)/to_channels_first"), "Transpose", [normalized], node.outputs)
+        after.attribute = [attribute("perm", ints: [0, 3, 1, 2])]
+        return [before, inner, after]
+    }
+
+    private static func plainNode(_ name: String, _ op: String, _ inputs: [String], _ outputs: [String]) -> Onnx_NodeProto {
+        var n = Onnx_NodeProto()
+        n.name = name
+        n.opType = op
+        n.input = inputs
+        n.output = outputs
+        return n
     }
 
     /// kernel_shape, strides, dilations, pads (or auto_pad) and, for pooling, ceil_mode.

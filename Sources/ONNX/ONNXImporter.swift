@@ -21,17 +21,19 @@ public enum ONNXImporter {
 
     /// The ONNX operators the importer maps to the Graph IR (`Constant` becomes an initializer, `Dropout`
     /// an identity, `Sum` a chain of Adds, `ReduceMean` over H and W a global average pool, `Unsqueeze` and
-    /// `Squeeze` reshapes). Shape arithmetic is evaluated at import (`foldOnlyOperators`).
+    /// `Squeeze` reshapes, `Div` by a constant a product with its reciprocal). Shape arithmetic is evaluated at
+    /// import (`foldOnlyOperators`). The patterns exporters write for GELU and for channels-last layers between
+    /// Transposes (ConvNeXt) are rewritten into IR nodes after conversion (`GraphConverter+Rewrites.swift`).
     public static let supportedOperators: [String] = [
         "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
-        "Div", "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LRN",
-        "MatMul", "MaxPool", "Mul", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Sub", "Sum",
+        "Div", "Dropout", "Erf", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
+        "LayerNormalization", "LRN", "MatMul", "MaxPool", "Mul", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Sub", "Sum",
         "Transpose", "Unsqueeze",
     ]
 
     /// Operators the importer only evaluates on values it knows at import time (constants and tensor shapes),
     /// never on run-time tensors.
-    public static let foldOnlyOperators: Set<String> = ["Cast", "ConstantOfShape", "Div", "Gather", "Shape", "Sub"]
+    public static let foldOnlyOperators: Set<String> = ["Cast", "ConstantOfShape", "Gather", "Shape", "Sub"]
 
     /// Loads the model at `url`; external tensor data is looked up next to it.
     public static func load(contentsOf url: URL) throws -> Graph {
@@ -228,7 +230,9 @@ struct GraphConverter {
             }
             outputs.append(info)
         }
-        return Graph(name: proto.name, inputs: inputs, outputs: outputs, nodes: nodes, initializers: initializers)
+        var graph = Graph(name: proto.name, inputs: inputs, outputs: outputs, nodes: nodes, initializers: initializers)
+        GraphRewrites.apply(&graph)
+        return graph
     }
 
     /// Throws one error listing every node whose operator the importer cannot read, with counts per operator.
@@ -484,14 +488,52 @@ struct GraphConverter {
             try onlyFirstOutputUsed("the normalized tensor; running statistics are training outputs")
             ir = .batchNormalization(epsilon: try reader.float("epsilon", default: 1e-5))
             inputs = try (0..<5).map { try dataInput(input($0)) }
-        case "Relu", "Sigmoid", "HardSwish", "GlobalAveragePool", "Identity":
+        case "Relu", "Sigmoid", "HardSwish", "GlobalAveragePool", "Identity", "Erf":
             try arity(inputs: 1...1)
             _ = try AttributeReader(node, name: name, allowed: [])
             ir = [
                 "Relu": Operator.relu, "Sigmoid": .sigmoid, "HardSwish": .hardSwish,
-                "GlobalAveragePool": .globalAveragePool, "Identity": .identity,
+                "GlobalAveragePool": .globalAveragePool, "Identity": .identity, "Erf": .erf,
             ][op]!
             inputs = [try dataInput(input(0))]
+        case "Gelu":
+            try arity(inputs: 1...1)
+            let reader = try AttributeReader(node, name: name, allowed: ["approximate"])
+            let approximate = try reader.string("approximate", default: "none")
+            guard approximate == "none" else {
+                throw reader.unsupported("approximate", value: approximate, "RAPQ computes the exact GELU (approximate = \"none\")")
+            }
+            ir = .gelu
+            inputs = [try dataInput(input(0))]
+        case "LayerNormalization":
+            try arity(inputs: 2...3, outputs: 1...3)
+            let reader = try AttributeReader(node, name: name, allowed: ["axis", "epsilon", "stash_type"])
+            // The statistics are computed in Double whatever `stash_type` asks for (at least as precise).
+            _ = try reader.int("stash_type", default: 1)
+            try onlyFirstOutputUsed("the normalized tensor; the mean and inverse deviation are training outputs")
+            let epsilon = try reader.float("epsilon", default: 1e-5)
+            guard epsilon.isFinite, epsilon >= 0 else { throw reader.unsupported("epsilon", value: "\(epsilon)", "must be finite and not negative") }
+            let axis = try reader.int("axis", default: -1)
+            guard (-64...64).contains(axis) else { throw reader.unsupported("axis", value: "\(axis)", "is out of range") }
+            ir = .layerNormalization(LayerNormalization(axis: axis, epsilon: epsilon))
+            inputs = [try dataInput(input(0)), try dataInput(input(1))]
+            if !input(2).isEmpty { inputs.append(try dataInput(input(2))) }
+        case "Div":
+            // Division of a run-time tensor by a constant (GELU's x/√2, a normalization): a product with the
+            // reciprocal, which differs from the quotient by at most one rounding.
+            try arity(inputs: 2...2)
+            _ = try AttributeReader(node, name: name, allowed: [])
+            let divisor = try constantOperand(input(1), node: name, op: op, role: "divisor")
+            guard divisor.isFloat else {
+                throw ONNXError.cannotFold(node: name, op: op, reason: "it divides a run-time tensor by integers; RAPQ divides run-time tensors only by float constants")
+            }
+            let reciprocal = input(1) + "/reciprocal", values = divisor.elements.map { Float(1 / $0) }
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw ONNXError.nonFiniteData(tensor: reciprocal, index: bad, value: values[bad])
+            }
+            initializers[reciprocal] = Tensor(shape: divisor.shape, data: values)
+            ir = .mul
+            inputs = [try dataInput(input(0)), reciprocal]
         case "HardSigmoid":
             try arity(inputs: 1...1)
             let reader = try AttributeReader(node, name: name, allowed: ["alpha", "beta"])

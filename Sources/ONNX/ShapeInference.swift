@@ -107,7 +107,7 @@ func outputShape(of node: Node, operands: [[Int]?]) throws -> [Int] {
             }
         }
         return x
-    case .relu, .clip, .sigmoid, .hardSigmoid, .hardSwish, .identity:
+    case .relu, .clip, .sigmoid, .hardSigmoid, .hardSwish, .gelu, .erf, .identity:
         return try operand(0)
     case .add, .mul:
         let a = try operand(0), b = try operand(1)
@@ -164,6 +164,18 @@ func outputShape(of node: Node, operands: [[Int]?]) throws -> [Int] {
         var out = first
         out[a] = parts.map { $0[a] }.reduce(0, +)
         return out
+    case .layerNormalization(let norm):
+        let x = try operand(0)
+        guard let axes = norm.axes(rank: x.count) else { throw fail("normalized axes do not fit an input of shape \(x)") }
+        let extent = Array(x[axes]).shapeProduct
+        for index in 1..<operands.count {
+            guard let parameter = operands[index] else { continue }
+            let count = parameter.shapeProduct
+            guard count == extent || count == 1 else {
+                throw fail("scale and bias need \(extent) values (the normalized block of \(x)), got shape \(parameter)")
+            }
+        }
+        return x
     case .localResponseNormalization:
         let x = try operand(0)
         guard x.count >= 3 else { throw fail("expects an [N, C, ...] input, got \(x)") }

@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// Point-wise activations and their gradients (ONNX `Relu`, `Clip`, `Sigmoid`, `HardSigmoid`,
-/// `HardSwish`). Backward functions take the forward input (or output, for sigmoid) and the gradient
+/// `HardSwish`, `Erf`, `Gelu`). Backward functions take the forward input (or output, for sigmoid) and the gradient
 /// of the result and return the gradient of the input.
 public enum Activation {
     /// `max(x, 0)`.
@@ -96,6 +96,38 @@ public enum Activation {
         }
     }
 
+    /// The Gauss error function (ONNX `Erf`), evaluated in Double.
+    public static func erf(_ x: Tensor) -> Tensor {
+        ElementMap.unary(x) { x, y, n in for i in 0..<n { y[i] = Float(errorFunction(Double(x[i]))) } }
+    }
+
+    /// `g · 2/√π · e^(−x²)`.
+    public static func erfBackward(_ x: Tensor, outputGradient: Tensor) -> Tensor {
+        let c = 2 / Double.pi.squareRoot()
+        return ElementMap.binary(x, outputGradient) { x, g, y, n in
+            for i in 0..<n { let v = Double(x[i]); y[i] = Float(Double(g[i]) * c * exp(-v * v)) }
+        }
+    }
+
+    /// GELU, `x · Φ(x) = x/2 · (1 + erf(x/√2))` (ONNX `Gelu` without approximation), evaluated in Double.
+    public static func gelu(_ x: Tensor) -> Tensor {
+        ElementMap.unary(x) { x, y, n in
+            for i in 0..<n { let v = Double(x[i]); y[i] = Float(0.5 * v * (1 + errorFunction(v / 2.squareRoot()))) }
+        }
+    }
+
+    /// `g · (Φ(x) + x · φ(x))`, with `φ` the standard normal density.
+    public static func geluBackward(_ x: Tensor, outputGradient: Tensor) -> Tensor {
+        let density = 1 / (2 * Double.pi).squareRoot()
+        return ElementMap.binary(x, outputGradient) { x, g, y, n in
+            for i in 0..<n {
+                let v = Double(x[i])
+                let derivative = 0.5 * (1 + errorFunction(v / 2.squareRoot())) + v * density * exp(-v * v / 2)
+                y[i] = Float(Double(g[i]) * derivative)
+            }
+        }
+    }
+
     /// ONNX Softmax (opset 13): `exp(x - max) / Σ exp(x - max)` along `axis` (already normalised to
     /// `0..<rank`), in Double for the sum so that the result does not depend on the length of the axis.
     public static func softmax(_ x: Tensor, axis: Int) -> Tensor {
@@ -141,3 +173,6 @@ public enum Activation {
         return result
     }
 }
+
+/// The C library's `erf` (named apart so that `Activation.erf` does not shadow it).
+private func errorFunction(_ v: Double) -> Double { erf(v) }

@@ -96,7 +96,12 @@ struct QuantizeCommand: ParsableCommand {
         if method.isPowerOfTwo {
             do {
                 let engine = try IntegerEngine(network)
-                if let step = engine.floatOutputStep {
+                let islands = engine.floatSteps
+                if !islands.isEmpty {
+                    let more = islands.count > 3 ? ", ..." : ""
+                    print("integer-only: no: \(islands.count) node(s) run in Float between quantized tensors (codes dequantized, "
+                        + "computed, requantized: \(islands.prefix(3).joined(separator: ", "))\(more)); every other node has an integer kernel")
+                } else if let step = engine.floatOutputStep {
                     print("integer-only: yes up to the logits; \(step)")
                 } else {
                     print("integer-only: yes (every node has an integer kernel; `rapq verify MODEL.rapq --data X` compares it with the simulation)")

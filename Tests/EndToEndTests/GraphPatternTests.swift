@@ -65,6 +65,29 @@ final class GraphPatternTests: XCTestCase {
     func testOpset9() throws { try check("opset9") }
     func testSoftmaxOutput() throws { try check("softmax_output") }
     func testLogitsFromGlobalAveragePool() throws { try check("gap_logits") }
+    func testConvNeXtBlock() throws { try check("convnext_block") }
+    func testConvNeXtBlockAt4Bits() throws { try check("convnext_block", bits: (4, 4)) }
+
+    /// The ConvNeXt pattern imports as NCHW layers: no Transpose, MatMul, Erf or layer-scale Mul is left,
+    /// the MLP is two 1x1 convolutions with their biases, GELU is one node, the three LayerNorms normalize
+    /// the channel axis; the quantized model keeps its LayerNorms as the only Float steps, and its QDQ export
+    /// runs in onnxruntime.
+    func testConvNeXtBlockImportsAsChannelsFirstLayers() throws {
+        let folder = try Self.patterns.get()
+        let model = try FloatModel(contentsOf: folder.appendingPathComponent("convnext_block.onnx"))
+        let ops = model.graph.nodes.map(\.op.onnxName)
+        XCTAssertEqual(ops, ["Conv", "LayerNormalization", "Conv", "LayerNormalization", "Conv", "Gelu", "Conv", "Mul", "Add",
+                             "GlobalAveragePool", "LayerNormalization", "Flatten", "Gemm"])
+        for node in model.graph.nodes {
+            if case .layerNormalization(let norm) = node.op { XCTAssertEqual(norm.axes(rank: 4), 1..<2) }
+            if case .conv = node.op, node.name == "fc1" { XCTAssertEqual(model.graph.initializers[node.inputs[1]]?.shape, [16, 8, 1, 1]) }
+        }
+        let x = try NumpyFile.readTensor(contentsOf: folder.appendingPathComponent("convnext_block-input.npy"))
+        let network = try quantize(model: model.graph, calibration: x,
+                                   configuration: QuantizationConfiguration(method: .potMse, weightBits: 8, activationBits: 8))
+        XCTAssertFalse(network.graph.nodes.contains { $0.op == .mul }, "the layer scale is folded into the second 1x1 convolution")
+        XCTAssertEqual(try IntegerEngine(network).floatSteps.count, 3)
+    }
 
     /// Softmax over the channels of a 4-D tensor in opset 11 means over C, H and W together: imported as
     /// Flatten, Softmax over the rows and Reshape back, it runs like the file says at any batch.

@@ -119,13 +119,39 @@ final class IntegerEngineTests: XCTestCase {
         }
     }
 
+    /// A per-channel product right after a convolution (ConvNeXt's layer scale) is folded into its weights and
+    /// bias at preparation: the folded network computes what the graph does, and the integer engine runs it.
+    func testLayerScaleAfterConvolutionIsFolded() throws {
+        var rng = IntegerTestRandom(seed: 6)
+        var b = IntegerTestGraph(input: "x", shape: [nil, 3, 8, 8])
+        b.conv("c1", "x", out: "c1o", cin: 3, cout: 4, kernel: 3, pads: 1, using: &rng)
+        b.initializers["gamma"] = Tensor(shape: [4, 1, 1], data: [0.5, -1, 2, 0.25])
+        b.node("scale", .mul, ["gamma", "c1o"], "s1")
+        b.node("gap", .globalAveragePool, ["s1"], "g")
+        b.node("flat", .flatten(axis: 1), ["g"], "f")
+        b.gemm("fc", "f", out: "y", k: 4, n: 3, using: &rng)
+        let graph = b.graph(output: "y")
+        let folded = foldBatchNormalization(graph).graph
+        XCTAssertFalse(folded.nodes.contains { $0.op == .mul })
+        let x = Self.uniform([2, 3, 8, 8], using: &rng)
+        let expected = try Executor(graph: graph).run(["x": x])["y"]!
+        let actual = try Executor(graph: folded).run(["x": x])["y"]!
+        for (a, e) in zip(actual.data, expected.data) { XCTAssertEqual(a, e, accuracy: 1e-5 * max(1, abs(e))) }
+        let network = try calibrate(PreparedNetwork(graph), calibration: x,
+                                    options: CalibrationOptions(bits: BitWidths(weights: 8, activations: 8), scalePolicy: .bestPowerOfTwo),
+                                    method: "pot-mse")
+        XCTAssertNoThrow(try IntegerEngine(network))
+    }
+
     func testOperatorWithoutIntegerKernelIsRejected() throws {
         var rng = IntegerTestRandom(seed: 5)
         var b = IntegerTestGraph(input: "x", shape: [nil, 3, 8, 8])
         b.conv("c1", "x", out: "c1o", cin: 3, cout: 4, kernel: 3, pads: 1, using: &rng)
-        // A product by a constant (a layer scale) has no integer kernel: only products of two activations do.
+        b.node("r1", .relu, ["c1o"], "r1o")
+        // A product by a constant that cannot be folded into a convolution (it follows a Relu) has no integer
+        // kernel: only products of two activations do.
         b.initializers["k"] = Tensor(shape: [1, 4, 1, 1], data: [0.5, 1, 2, 0.25])
-        b.node("scale", .mul, ["c1o", "k"], "s1")
+        b.node("scale", .mul, ["r1o", "k"], "s1")
         b.conv("c2", "s1", out: "c2o", cin: 4, cout: 4, kernel: 1, using: &rng)
         b.node("gap", .globalAveragePool, ["c2o"], "g")
         b.node("flat", .flatten(axis: 1), ["g"], "f")

@@ -22,7 +22,7 @@ public enum QuantizationError: Error, CustomStringConvertible, Equatable {
         case .nonFiniteWeights(let layer):
             return "layer '\(layer)' has NaN or infinite weights or bias; fix the model before quantizing"
         case .noIntegerKernel(let node, let op):
-            return "node '\(node)' (\(op)) has no integer-only implementation; the integer engine supports Conv, Gemm, Relu, Clip, Add, Mul of two activations, Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool, GlobalAveragePool, Concat, Slice, Transpose, Flatten, Reshape and Identity"
+            return "node '\(node)' (\(op)) has no integer-only implementation; the integer engine supports Conv, Gemm, Relu, Clip, Add, Mul of two activations, Sigmoid, HardSigmoid, HardSwish, Gelu, Erf, LayerNormalization (in Float between quantized tensors), MaxPool, AveragePool, GlobalAveragePool, Concat, Slice, Transpose, Flatten, Reshape and Identity"
         }
     }
 }

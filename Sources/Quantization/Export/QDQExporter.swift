@@ -50,9 +50,8 @@ struct QDQGraphBuilder {
         var structure = graph
         let owned = network.layerOwnedInitializerNames
         structure.initializers = structure.initializers.filter { !owned.contains($0.key) }
-        var model = ONNXExporter.modelProto(for: structure, opset: QDQExporter.opset)
+        var (model, spans) = ONNXExporter.modelProtoWithSpans(for: structure, opset: QDQExporter.opset)
         let base = model.graph.node
-        precondition(base.count == graph.nodes.count, "ONNXExporter must write one node per graph node")
         taken = Set(model.graph.initializer.map(\.name)).union(graph.inputs.map(\.name)).union(graph.outputs.map(\.name))
         for node in base { taken.formUnion(node.input); taken.formUnion(node.output); taken.insert(node.name) }
         initializers = model.graph.initializer
@@ -82,19 +81,21 @@ struct QDQGraphBuilder {
                 try emitQuantizeDequantize(source: resolve(node.inputs[0]), output: t, tensor: t, points[t]!, folding: op)
                 continue
             }
-            var proto = base[i]
-            proto.input = proto.input.map(resolve)
+            // The ONNX nodes written for this graph node (one, or a pattern whose last node makes its outputs).
+            var group = Array(base[spans[i]])
+            for k in group.indices { group[k].input = group[k].input.map(resolve) }
             if let layer = network.layers[node.name] {
-                proto.input = try emitLayerOperands(layer, node: node, input: proto.input[0])
+                group[0].input = try emitLayerOperands(layer, node: node, input: group[0].input[0])
             }
             // A quantized output is renamed; its DequantizeLinear takes over the name, so readers need no change.
             var pending: [(source: String, tensor: String)] = []
-            for (k, t) in proto.output.enumerated() where points[t] != nil {
+            let last = group.count - 1
+            for (k, t) in group[last].output.enumerated() where points[t] != nil {
                 let renamed = fresh(t + "/float")
-                proto.output[k] = renamed
+                group[last].output[k] = renamed
                 pending.append((renamed, t))
             }
-            nodes.append(proto)
+            nodes += group
             for (source, t) in pending {
                 try emitQuantizeDequantize(source: source, output: t, tensor: t, points[t]!, folding: nil)
             }

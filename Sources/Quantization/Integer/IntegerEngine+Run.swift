@@ -81,6 +81,11 @@ extension IntegerEngine {
                 let x = try codeOperand(input, node: "lookup")
                 let low = Int32(x.quantizer.grid.qmin)
                 result = .codes(CodeTensor(shape: x.shape, codes: x.codes.map { table[Int($0 - low)] }, quantizer: site.quantizer))
+            case .float(let node, let input, let site):
+                let x = dequantize(.codes(try codeOperand(input, node: node.name)))
+                let parameters = node.inputs.dropFirst().map { $0.isEmpty ? nil : network.graph.initializers[$0] }
+                let y = try NodeEvaluator.forward(node, [x] + parameters)[0]
+                result = .codes(quantize(y, onto: site))
             case .multiply(let node, let a, let b, _, let site):
                 result = try IntegerElementwise.multiply(try codeOperand(a, node: node), try codeOperand(b, node: node), site: site, node: node)
             case .slice(let axis, let range, let input, _):
@@ -108,6 +113,16 @@ extension IntegerEngine {
         let q = inputQuantizer, s = PowerOfTwo.value(q.exponent), z = Float(q.zeroPoint)
         let codes = x.data.map { Int32(UniformQuantization.code($0, scale: s, zeroPoint: z, grid: q.grid)) }
         return CodeTensor(shape: x.shape, codes: codes, quantizer: q)
+    }
+
+    /// `clamp(round_half_even(y / s) + z)` onto `site`'s grid and range, as the simulation quantizes there.
+    func quantize(_ y: Tensor, onto site: OutputSite) -> CodeTensor {
+        let q = site.quantizer, s = PowerOfTwo.value(q.exponent), z = Float(q.zeroPoint)
+        let codes = y.data.map { v in
+            Int32(Swift.min(Swift.max(Int64(UniformQuantization.code(v, scale: s, zeroPoint: z, grid: q.grid)), site.range.lowerBound),
+                            site.range.upperBound))
+        }
+        return CodeTensor(shape: y.shape, codes: codes, quantizer: q)
     }
 
     /// A value stored at a site takes the site's quantizer (codes of another quantizer or an accumulator

@@ -7,11 +7,13 @@ import TensorKernels
 /// codes at every activation site (up to the float simulation's own rounding).
 ///
 /// Kernels: Conv (groups, depthwise, strides, pads, dilations, `auto_pad`), Gemm, Add, Mul of two
-/// activations (a product of codes, then a shift), Sigmoid, HardSigmoid and HardSwish (a table over the
-/// input's codes), Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Concat (inputs on other grids are
+/// activations (a product of codes, then a shift), Sigmoid, HardSigmoid, HardSwish, Gelu and Erf (a table
+/// over the input's codes), Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Concat (inputs on other grids are
 /// shifted onto the output's), Slice, Transpose, Flatten, Reshape, Identity. A Relu or Clip that alone
-/// reads a layer's, Add's, product's, table's or pool's output is folded into its requantization. Anything
-/// else throws `QuantizationError.noIntegerKernel` at init.
+/// reads a layer's, Add's, product's, table's or pool's output is folded into its requantization.
+/// LayerNormalization has no integer kernel: it runs in Float between two quantized tensors (codes
+/// dequantized exactly, normalized, quantized onto the output's grid, as the simulation computes it) and is
+/// declared by `floatSteps`. Anything else throws `QuantizationError.noIntegerKernel` at init.
 public struct IntegerEngine: Sendable {
     /// The network being run.
     public let network: QuantizedNetwork
@@ -37,13 +39,15 @@ public struct IntegerEngine: Sendable {
         case slice(axis: Int, range: Range<Int>, input: String, output: String)
         /// A unary function as a table over the input grid: `table[q - qmin]` is the output code.
         case lookup(node: String, table: [Int32], input: String, site: OutputSite)
+        /// A node computed in Float on the dequantized input codes, its result quantized onto `site`.
+        case float(Node, input: String, site: OutputSite)
         case multiply(node: String, String, String, output: String, site: OutputSite?)
 
         var inputs: [String] {
             switch self {
             case .layer(_, let i, _), .clamp(_, _, _, let i, _), .maxPool(_, let i, _), .averagePool(_, _, let i, _),
                  .globalAveragePool(let i, _), .globalAverageSum(let i, _), .reshape(_, _, let i, _), .transpose(_, let i, _),
-                 .slice(_, _, let i, _), .lookup(_, _, let i, _): return [i]
+                 .slice(_, _, let i, _), .lookup(_, _, let i, _), .float(_, let i, _): return [i]
             case .multiply(_, let a, let b, _, _): return [a, b]
             case .add(_, let a, let b, _, _): return [a, b]
             case .concat(_, let i, _, _): return i
@@ -56,7 +60,7 @@ public struct IntegerEngine: Sendable {
                  .reshape(_, _, _, let o), .concat(_, _, let o, _), .transpose(_, _, let o),
                  .slice(_, _, _, let o), .multiply(_, _, _, let o, _),
                  .globalAverageSum(_, let o): return o
-            case .lookup(_, _, _, let site): return site.tensor
+            case .lookup(_, _, _, let site), .float(_, _, let site): return site.tensor
             case .averagePool(_, _, _, let site), .globalAveragePool(_, let site): return site.tensor
             }
         }
@@ -257,7 +261,20 @@ public struct IntegerEngine: Sendable {
                 default: break
                 }
                 kinds[out] = settled(kinds[node.inputs[0]]!, at: out)
-            case .sigmoid, .hardSigmoid, .hardSwish:
+            case .layerNormalization:
+                guard case .codes = try kind(of: node.inputs[0], at: node) else {
+                    throw QuantizationError.noIntegerKernel(node: node.name, op: "\(node.op.onnxName) of an unquantized accumulator")
+                }
+                guard let dest = destination(from: out) else {
+                    throw QuantizationError.noIntegerKernel(node: node.name, op: "\(node.op.onnxName) whose output has no activation quantizer")
+                }
+                for parameter in node.inputs.dropFirst() where !parameter.isEmpty && graph.initializers[parameter] == nil {
+                    throw QuantizationError.noIntegerKernel(node: node.name, op: "\(node.op.onnxName) with a computed scale or bias")
+                }
+                skipped.formUnion(dest.fused)
+                steps.append(.float(node, input: node.inputs[0], site: dest.site))
+                kinds[dest.site.tensor] = .codes(dest.site.quantizer)
+            case .sigmoid, .hardSigmoid, .hardSwish, .gelu, .erf:
                 guard case .codes(let q) = try kind(of: node.inputs[0], at: node) else {
                     throw QuantizationError.noIntegerKernel(node: node.name, op: "\(node.op.onnxName) of an unquantized accumulator")
                 }
@@ -322,6 +339,11 @@ public struct IntegerEngine: Sendable {
             let code = Int64(UniformQuantization.code(v, scale: s, zeroPoint: z, grid: site.quantizer.grid))
             return Int32(Swift.min(Swift.max(code, site.range.lowerBound), site.range.upperBound))
         }
+    }
+
+    /// The nodes a run computes in Float between quantized tensors (LayerNormalization), in order.
+    public var floatSteps: [String] {
+        steps.compactMap { if case .float(let node, _, _) = $0 { return "\(node.name) (\(node.op.onnxName))" } else { return nil } }
     }
 
     /// The step of a run done in Float, if any: a Softmax at the output, on the dequantized logits.

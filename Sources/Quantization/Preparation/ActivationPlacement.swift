@@ -108,12 +108,13 @@ public func placeActivationQuantizers(in graph: Graph, units: [ReconstructionUni
     }
     for layer in layers { add(layer.inputs[0]) }
     for unit in units { add(unit.output) }
-    // The integer engine computes Sigmoid, HardSigmoid and HardSwish by a table over the input's codes, and
+    // The integer engine computes Sigmoid, HardSigmoid, HardSwish, Gelu and Erf by a table over the input's
+    // codes, LayerNormalization in Float between two quantized tensors, and
     // the product of two activations (squeeze-excitation, SiLU) from both codes: their operands and results
     // are quantized. A Concat's output is quantized too, so that inputs on different grids can be joined.
     for node in graph.nodes {
         switch node.op {
-        case .sigmoid, .hardSigmoid, .hardSwish:
+        case .sigmoid, .hardSigmoid, .hardSwish, .gelu, .erf, .layerNormalization:
             add(node.inputs[0]); add(node.outputs[0])
         case .mul where node.inputs.allSatisfy({ graph.initializers[$0] == nil }):
             node.inputs.forEach(add); add(node.outputs[0])

@@ -19,6 +19,7 @@ public struct FoldedGraph: Sendable {
 /// network matches the original to float32 rounding.
 public func foldBatchNormalization(_ graph: Graph) -> FoldedGraph {
     var g = graph
+    foldChannelScales(&g)
     var gammas: [String: [Float]] = [:]
     var readers: [String: Int] = [:]
     for node in g.nodes { for name in node.inputs { readers[name, default: 0] += 1 } }
@@ -83,6 +84,46 @@ public func foldBatchNormalization(_ graph: Graph) -> FoldedGraph {
     let used = Set(g.nodes.flatMap(\.inputs))
     g.initializers = g.initializers.filter { used.contains($0.key) }
     return FoldedGraph(graph: g, gammas: gammas)
+}
+
+/// Folds each product of a convolution's output with a constant per output channel (ConvNeXt's layer scale,
+/// `[C, 1, 1]`) or a single constant into the convolution: `W' = W * s` per output channel and `b' = b * s`.
+/// Only where the convolution's output is read by that product alone. Computed in Double.
+func foldChannelScales(_ g: inout Graph) {
+    var readers: [String: Int] = [:]
+    for node in g.nodes { for name in Set(node.inputs) { readers[name, default: 0] += 1 } }
+    let graphOutputs = Set(g.outputs.map(\.name))
+    var producer: [String: Int] = [:]
+    for (i, node) in g.nodes.enumerated() { for name in node.outputs { producer[name] = i } }
+    var removed = Set<Int>()
+    for (mulIndex, mul) in g.nodes.enumerated() where mul.op == .mul && mul.inputs.count == 2 {
+        guard let k = mul.inputs.firstIndex(where: { g.initializers[$0] != nil }), let scale = g.initializers[mul.inputs[k]] else { continue }
+        let x = mul.inputs[1 - k]
+        guard let layerIndex = producer[x], readers[x] == 1, !graphOutputs.contains(x), case .conv = g.nodes[layerIndex].op else { continue }
+        let layer = g.nodes[layerIndex]
+        guard layer.inputs.count >= 2, let weight = g.initializers[layer.inputs[1]], weight.rank == 4 else { continue }
+        let channels = weight.shape[0]
+        // One value, or one per channel laid out along axis 1 of the NCHW output ([C, 1, 1] or [1, C, 1, 1]).
+        let perChannel = scale.count == channels && scale.rank >= 3 && scale.rank <= 4 && scale.shape[scale.rank - 3] == channels
+        guard scale.count == 1 || perChannel else { continue }
+        let factor = (0..<channels).map { Double(scale.data[scale.count == 1 ? 0 : $0]) }
+        let per = weight.count / Swift.max(channels, 1)
+        let w = (0..<weight.count).map { Float(Double(weight.data[$0]) * factor[$0 / per]) }
+        let oldBias = layer.inputs.count > 2 && !layer.inputs[2].isEmpty ? g.initializers[layer.inputs[2]] : nil
+        if let oldBias, oldBias.count != channels { continue }
+        let weightName = layer.name + ".scaled_weight", biasName = layer.name + ".scaled_bias"
+        g.initializers[weightName] = Tensor(shape: weight.shape, data: w)
+        var newLayer = layer
+        newLayer.inputs = [layer.inputs[0], weightName]
+        if let oldBias {
+            g.initializers[biasName] = Tensor(shape: [channels], data: (0..<channels).map { Float(Double(oldBias.data[$0]) * factor[$0]) })
+            newLayer.inputs.append(biasName)
+        }
+        newLayer.outputs = mul.outputs
+        g.nodes[layerIndex] = newLayer
+        removed.insert(mulIndex)
+    }
+    g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
 }
 
 /// Turns each BatchNormalization that could not be folded (after a Concat, an Add or the network input) into
