@@ -16,6 +16,11 @@ public enum AtomicFile {
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DataError.unwritable(path: url.path, reason: "folder '\(folder.path)' does not exist")
         }
+        // The rename would replace a FIFO or a device node (/dev/null) by a plain file.
+        var info = stat()
+        if stat(url.path, &info) == 0, let kind = RegularFile.kind(of: info.st_mode) {
+            throw DataError.notARegularFile(path: url.path, kind: kind)
+        }
         removeStaleTemporaries(in: folder, for: url)
         let (fd, temporary) = try createTemporary(in: folder, for: url)
         var failure = writeAll(data, to: fd)

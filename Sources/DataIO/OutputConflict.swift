@@ -23,8 +23,24 @@ public enum OutputConflict {
         }
     }
 
-    /// Throws `DataError.outputIsInput` when `output` is the same file as one of `inputs`.
+    /// Throws before any work when `output` cannot be written as a file: `DataError.outputIsInput` when it is
+    /// the same file as one of `inputs`, `DataError.notARegularFile` when it exists as something other than a
+    /// regular file (a FIFO, a device such as /dev/null, a folder: writers replace the destination by a renamed
+    /// temporary, which would replace a device node by a plain file), `DataError.unwritable` when its folder
+    /// does not exist.
     public static func check(output: String, role: String, against inputs: [Input]) throws {
+        if output.hasSuffix("/") {
+            throw DataError.unwritable(path: output, reason: "\(role) names a folder; give a file name")
+        }
+        var info = stat()
+        if stat(output, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+            throw DataError.notARegularFile(path: output, kind: RegularFile.kind(of: info.st_mode) ?? "not a regular file")
+        }
+        let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        var folderInfo = stat()
+        guard stat(folder, &folderInfo) == 0, folderInfo.st_mode & S_IFMT == S_IFDIR else {
+            throw DataError.unwritable(path: output, reason: "its folder '\(folder)' does not exist")
+        }
         guard let target = identity(output) else { return }
         for input in inputs where identity(input.path) == target {
             throw DataError.outputIsInput(output: output, outputRole: role, input: input.path, inputRole: input.role)

@@ -63,10 +63,12 @@ struct AttributeReader {
         }
     }
 
-    /// A FLOAT attribute, or `defaultValue` when absent.
-    func float(_ name: String, default defaultValue: Float) throws -> Float {
+    /// A FLOAT attribute, or `defaultValue` when absent; NaN is refused, and infinities unless
+    /// `allowInfinite` (Clip's bounds).
+    func float(_ name: String, default defaultValue: Float, allowInfinite: Bool = false) throws -> Float {
         guard let a = byName[name] else { return defaultValue }
         guard a.type == .float || (a.type == .undefined && a.hasF) else { throw wrongType(a, expected: "FLOAT") }
+        guard !a.f.isNaN, allowInfinite || a.f.isFinite else { throw unsupported(a, "must be a finite number") }
         return a.f
     }
 

@@ -467,7 +467,8 @@ struct GraphConverter {
             let weightDims = try weightShape(input(1))
             if let dims = weightDims, dims.count != 4 {
                 throw reader.unsupported("kernel_shape", value: "\(Array(dims.dropFirst(2)))",
-                                         "\(dims.count - 2)-D kernel (weight \(dims)); RAPQ supports only 2-D convolution over NCHW tensors")
+                                         (dims.count >= 3 ? "\(dims.count - 2)-D kernel (weight \(dims))" : "the weight has shape \(dims), not [M, C/groups, kH, kW]")
+                                         + "; RAPQ supports only 2-D convolution over NCHW tensors")
             }
             let window = try reader.window(kernel: weightDims.map { Array($0.dropFirst(2)) }, allowCeilMode: false)
             let groups = try reader.int("group", default: 1)
@@ -543,10 +544,13 @@ struct GraphConverter {
             try arity(inputs: 1...3)
             // Opset < 11 passed the bounds as attributes; from 11 on they are optional constant inputs.
             let reader = try AttributeReader(node, name: name, allowed: ["min", "max"])
-            var low = try reader.float("min", default: -.infinity)
-            var high = try reader.float("max", default: .infinity)
+            var low = try reader.float("min", default: -.infinity, allowInfinite: true)
+            var high = try reader.float("max", default: .infinity, allowInfinite: true)
             if !input(1).isEmpty { low = try scalarOperand(input(1), node: name, op: op, role: "min") }
             if !input(2).isEmpty { high = try scalarOperand(input(2), node: name, op: op, role: "max") }
+            guard !low.isNaN, !high.isNaN, low <= high else {
+                throw reader.unsupported("min/max", value: "\(low)/\(high)", "the bounds must be numbers with min <= max")
+            }
             ir = .clip(min: low, max: high)
             inputs = [try dataInput(input(0))]
         case "Add", "Mul":

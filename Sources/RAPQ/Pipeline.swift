@@ -81,6 +81,10 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     guard let input = model.inputs.first, model.inputs.count == 1 else {
         throw QuantizationError.badCalibration("the model must have exactly one input, it has \(model.inputs.count)")
     }
+    guard model.outputs.count == 1 else {
+        throw QuantizationError.unsupportedModel("it has \(model.outputs.count) outputs (\(model.outputs.map(\.name).joined(separator: ", "))); "
+            + "RAPQ quantizes networks with one output (the logits): re-export the model with that output alone")
+    }
     let sampleShape = Array(calibration.shape.dropFirst())
     guard calibration.rank == input.dimensions.count,
           zip(sampleShape, input.dimensions.dropFirst()).allSatisfy({ $1 == nil || $0 == $1! }) else {

@@ -30,6 +30,13 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Activation-reconstruction iterations per unit.")
     var actIters: Int = 0
 
+    func validate() throws {
+        for (name, bits) in [("--wbits", wbits), ("--abits", abits)] where !(2...8).contains(bits) {
+            throw ValidationError("\(name) must be 2 to 8, got \(bits)")
+        }
+        guard iters > 0, actIters >= 0 else { throw ValidationError("--iters must be at least 1 and --act-iters not negative") }
+    }
+
     func run() throws {
         adviseOnBLASKernels()
         let folder = try Self.modelsFolder(models)
@@ -39,9 +46,9 @@ struct DemoCommand: ParsableCommand {
             .map { OutputConflict.Input("the bundled '\($0)'", file($0).path) }
         let rapqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).rapq")
         let qdqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).qdq.onnx")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         for output in [rapqFile, qdqFile] { try OutputConflict.check(output: output.path, role: "the output", against: inputs) }
         Interruption.install(outputs: [rapqFile.path, qdqFile.path])
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let fp32 = try FloatModel(contentsOf: file("fmnist-resnet.onnx"))
         let calibration = try NumpyFile.readTensor(contentsOf: file("fmnist-calib-256.npy"))
         let test = try NumpyFile.readTensor(contentsOf: file("fmnist-test-1k.npy"))
@@ -78,8 +85,15 @@ struct DemoCommand: ParsableCommand {
         print(report.text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
     }
 
-    /// The bundled models folder: the option, else `models/` next to this package's sources, else `./models`.
+    /// The bundled models folder: the option (which must hold them), else `models/` next to this package's
+    /// sources, else `./models`.
     static func modelsFolder(_ option: String?) throws -> URL {
+        if let option {
+            guard FileManager.default.fileExists(atPath: option + "/fmnist-resnet.onnx") else {
+                throw ValidationError("--models '\(option)' does not hold the bundled models (fmnist-resnet.onnx); give the repository's models/ folder")
+            }
+            return URL(fileURLWithPath: option)
+        }
         let candidates = [option,
                           URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                               .deletingLastPathComponent().appendingPathComponent("models").path,

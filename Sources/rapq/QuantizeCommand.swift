@@ -65,7 +65,7 @@ struct QuantizeCommand: ParsableCommand {
         for (name, bits) in [("--wbits", wbits), ("--abits", abits), ("--first-last-bits", firstLastBits)] where !(2...8).contains(bits) {
             throw ValidationError("\(name) \(bits) is out of range; use 2 to 8")
         }
-        guard augment >= 0 else { throw ValidationError("--augment must be 0 or more") }
+        guard (0...1000).contains(augment) else { throw ValidationError("--augment must be 0 to 1000 copies of each image") }
         guard activationSamples > 0 else { throw ValidationError("--activation-samples must be at least 1") }
         if let residualInputBits, residualInputBits != 0 && !(2...8).contains(residualInputBits) {
             throw ValidationError("--residual-input-bits must be 0 or 2 to 8")
@@ -75,9 +75,15 @@ struct QuantizeCommand: ParsableCommand {
 
     func run() throws {
         let outputURL = URL(fileURLWithPath: output)
-        let chosen = format ?? ModelFormat(path: output)
+        guard let chosen = format ?? ModelFormat(path: output) else {
+            throw ValidationError("-o '\(output)' has neither a .rapq nor an .onnx extension; name the file so, or give --format rapq|qdq")
+        }
         let inputs = [OutputConflict.Input("the model", model), OutputConflict.Input("--calib", calib)]
         try OutputConflict.check(output: output, role: "-o", against: inputs)
+        for folder in [reconstruction.checkpointDir, reconstruction.resume].compactMap({ $0 })
+        where URL(fileURLWithPath: folder).standardizedFileURL.path == outputURL.standardizedFileURL.path {
+            throw ValidationError("-o '\(output)' is also the checkpoint folder; give the model file another path")
+        }
         try reconstruction.checkFolders(against: inputs)
         Interruption.install(outputs: [output], outputFolders: [reconstruction.resume ?? reconstruction.checkpointDir].compactMap { $0 },
                              cacheDirectory: reconstruction.cacheDir.map { URL(fileURLWithPath: $0) })
@@ -117,8 +123,14 @@ struct QuantizeCommand: ParsableCommand {
 enum ModelFormat: String, ExpressibleByArgument {
     case qdq, rapq
 
-    /// The format an output path's extension implies (`.rapq`, otherwise QDQ ONNX).
-    init(path: String) { self = path.hasSuffix(".rapq") ? .rapq : .qdq }
+    /// The format an output path's extension implies (`.rapq`, or `.onnx` for QDQ ONNX); nil for others.
+    init?(path: String) {
+        switch URL(fileURLWithPath: path).pathExtension.lowercased() {
+        case "rapq": self = .rapq
+        case "onnx": self = .qdq
+        default: return nil
+        }
+    }
 
     func write(_ network: QuantizedNetwork, to url: URL) throws {
         switch self {

@@ -66,8 +66,11 @@ struct ReconstructionArguments: ParsableArguments {
         }
         if !(activationDrop >= 0 && activationDrop < 1) { throw ValidationError("--activation-drop must be in [0, 1)") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
-        guard expLr > 0, expLr.isFinite else { throw ValidationError("--exp-lr must be positive") }
+        guard expLr > 0, expLr <= 1 else { throw ValidationError("--exp-lr must be in (0, 1], got \(expLr)") }
         if let lp, !(lp > 0 && lp <= 8) { throw ValidationError("--lp must be in (0, 8]") }
+        if let lpCoefficient, !(lpCoefficient >= 0 && lpCoefficient <= 7) {
+            throw ValidationError("--lp-coefficient must be in [0, 7] (the exponent 1 + c·sigmoid(u) then stays within --lp's (0, 8]), got \(lpCoefficient)")
+        }
         if let maxMemory {
             do { _ = try MemorySize(parsing: maxMemory) } catch { throw ValidationError("--max-memory: \(error)") }
         }

@@ -61,6 +61,27 @@ final class FileSafetyTests: XCTestCase {
         XCTAssertNoThrow(try OutputConflict.check(folder: path("sub"), role: "--save-codes", against: inputs))
     }
 
+    /// An output that exists as a FIFO, a device or a folder, names a folder, or lies in a missing folder is
+    /// refused before any work; the writer itself never renames over a FIFO (which would replace it by a file).
+    func testOutputsThatAreNotFilesAreRefusedBeforeWork() throws {
+        XCTAssertEqual(mkfifo(path("pipe.npy"), 0o600), 0)
+        let cases: [(String, String)] = [(path("pipe.npy"), "a FIFO (named pipe)"), ("/dev/null", "a character device"), (folder.path, "a folder")]
+        for (output, kind) in cases {
+            XCTAssertThrowsError(try OutputConflict.check(output: output, role: "-o", against: [])) { error in
+                guard case .notARegularFile(output, kind)? = error as? DataError else { return XCTFail("\(output): \(error)") }
+            }
+        }
+        for output in [folder.path + "/sub/", path("absent/out.npy")] {
+            XCTAssertThrowsError(try OutputConflict.check(output: output, role: "-o", against: [])) { error in
+                guard case .unwritable? = error as? DataError else { return XCTFail("\(output): \(error)") }
+            }
+        }
+        XCTAssertThrowsError(try AtomicFile.write(Data("x".utf8), to: URL(fileURLWithPath: path("pipe.npy"))))
+        var info = stat()
+        XCTAssertEqual(stat(path("pipe.npy"), &info), 0)
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFIFO, "the FIFO is still a FIFO")
+    }
+
     func testAtomicWriteReplacesAndLeavesNoTemporary() throws {
         let url = URL(fileURLWithPath: path("out.bin"))
         try Data("old".utf8).write(to: url)

@@ -98,6 +98,23 @@ final class PreprocessingTests: XCTestCase {
         }
     }
 
+    /// Sizes a flag or an elongated image can reach are bounded before any allocation.
+    func testResizeAndCropAreBounded() throws {
+        var p = Preprocessing.raw
+        p.resize = 100_000_000
+        XCTAssertThrowsError(try p.validate()) { XCTAssertTrue("\($0)".contains("must be 1 to 8192"), "\($0)") }
+        p.resize = nil
+        p.crop = 0
+        XCTAssertThrowsError(try p.validate())
+        // A 1 x 4000 strip resized to a shorter side of 8192 would be 8192 x 32,768,000 pixels.
+        p.crop = nil
+        p.resize = 8192
+        let strip = RGBImage(width: 1, height: 4000, pixels: [UInt8](repeating: 7, count: 3 * 4000))
+        XCTAssertThrowsError(try p.geometry(strip, path: "strip.png")) { error in
+            guard case ImageError.tooLarge(path: "strip.png", _) = error else { return XCTFail("\(error)") }
+        }
+    }
+
     /// torchvision's size rules: longer side truncated, crop offsets rounded half to even.
     func testShorterSideAndCentreCropRounding() {
         XCTAssertEqual(Preprocessing.shorterSide(500, 375, to: 256).width, 341)   // 256 * 500 / 375 = 341.33

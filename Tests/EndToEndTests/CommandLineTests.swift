@@ -67,6 +67,36 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "--align-activations", "sometimes", "-o", out],
                         saying: "--align-activations must be 'clip', 'streams', 'all' or 'off'", noFile: out)
         try assertFails(["quantize", scratch.appendingPathComponent("missing.onnx").path, "--calib", calib, "-o", out], saying: "missing.onnx", noFile: out)
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "--lp-coefficient", "nan", "-o", out],
+                        saying: "--lp-coefficient must be in [0, 7]", noFile: out)
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "--augment", "100000000", "-o", out],
+                        saying: "--augment must be 0 to 1000", noFile: out)
+        let text = scratch.appendingPathComponent("out.txt").path
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "-o", text], saying: "neither a .rapq nor an .onnx extension", noFile: text)
+        let nowhere = scratch.appendingPathComponent("absent/out.rapq").path
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "-o", nowhere], saying: "does not exist", noFile: nowhere)
+        let pipe = scratch.appendingPathComponent("pipe.rapq").path
+        XCTAssertEqual(mkfifo(pipe, 0o600), 0)
+        try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", calib, "-o", pipe], saying: "is a FIFO")
+        try assertFails(["demo", "--models", scratch.appendingPathComponent("absent").path, "--output-dir", scratch.appendingPathComponent("demo").path],
+                        saying: "does not hold the bundled models", noFile: scratch.appendingPathComponent("demo").path)
+        try assertFails(["demo", "--wbits", "0", "--output-dir", scratch.appendingPathComponent("demo").path],
+                        saying: "--wbits must be 2 to 8", noFile: scratch.appendingPathComponent("demo").path)
+    }
+
+    /// A model that returns an inner tensor besides its logits is refused by quantize with the outputs named,
+    /// instead of a model whose extra output has no quantizer.
+    func testModelWithSeveralOutputsIsRefusedByQuantize() throws {
+        var proto = try ONNXImporter.modelProto(from: Data(contentsOf: URL(fileURLWithPath: model("fmnist-resnet.onnx"))))
+        var extra = Onnx_ValueInfoProto()
+        extra.name = proto.graph.node[0].output[0]
+        extra.type.tensorType.elemType = proto.graph.output[0].type.tensorType.elemType
+        proto.graph.output.append(extra)
+        let twoOutputs = scratch.appendingPathComponent("two-outputs.onnx")
+        try proto.serializedData().write(to: twoOutputs)
+        let out = scratch.appendingPathComponent("out.rapq").path
+        try assertFails(["quantize", twoOutputs.path, "--calib", model("fmnist-calib-256.npy"), "--method", "pot-mse", "-o", out],
+                        saying: "it has 2 outputs", noFile: out)
     }
 
     func testBadMemoryBudgetAndCacheFolder() throws {

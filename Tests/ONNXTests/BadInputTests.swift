@@ -255,6 +255,26 @@ final class BadInputTests: XCTestCase {
         }
     }
 
+    /// NaN or infinite float attributes (a Gemm's alpha) and a Clip whose min exceeds its max are refused at
+    /// import instead of quantizing to a model that computes NaN or fails verification.
+    func testNonFiniteFloatAttributesAndInvertedClipAreRefused() throws {
+        for value in [Float.nan, .infinity] {
+            var model = B.convRelu()
+            model.graph.node[1].opType = "HardSigmoid"
+            model.graph.node[1].attribute = [B.float("alpha", value)]
+            guard case .unsupportedAttribute(node: "relu", op: "HardSigmoid", attribute: "alpha", _, _)? = try importError(model) else {
+                return XCTFail("alpha \(value)")
+            }
+        }
+        var model = B.convRelu()
+        model.graph.node[1].opType = "Clip"
+        model.graph.node[1].attribute = [B.float("min", 6), B.float("max", 0)]
+        model.opsetImport[0].version = 9
+        guard case .unsupportedAttribute(node: "relu", op: "Clip", attribute: "min/max", _, _)? = try importError(model) else {
+            return XCTFail("inverted Clip bounds")
+        }
+    }
+
     func testGraphInputWithoutShape() throws {
         var model = B.convRelu()
         model.graph.input[0].type.tensorType.clearShape()

@@ -30,6 +30,14 @@ enum ModelBuilding {
         return a
     }
 
+    static func float(_ name: String, _ value: Float) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .float
+        a.f = value
+        return a
+    }
+
     static func value(_ name: String, _ dims: [Int64?]) -> Onnx_ValueInfoProto {
         var v = Onnx_ValueInfoProto()
         v.name = name

@@ -52,8 +52,12 @@ public struct Preprocessing: Sendable, Equatable {
 
     /// Checks sizes and statistics before any image is read.
     public func validate() throws {
-        if let resize, resize < 1 { throw ImageError.invalidPreprocessing(reason: "--resize \(resize) must be at least 1") }
-        if let crop, crop < 1 { throw ImageError.invalidPreprocessing(reason: "--crop \(crop) must be at least 1") }
+        if let resize, !(1...Self.maxSide).contains(resize) {
+            throw ImageError.invalidPreprocessing(reason: "--resize \(resize) must be 1 to \(Self.maxSide) pixels")
+        }
+        if let crop, !(1...Self.maxSide).contains(crop) {
+            throw ImageError.invalidPreprocessing(reason: "--crop \(crop) must be 1 to \(Self.maxSide) pixels")
+        }
         guard mean.count == channels.count, std.count == channels.count else {
             throw ImageError.invalidPreprocessing(reason: "--mean and --std need \(channels.count) value\(channels.count == 1 ? "" : "s") each for --channels \(channels.rawValue) (got \(mean.count) and \(std.count))")
         }
@@ -81,11 +85,20 @@ public struct Preprocessing: Sendable, Equatable {
         return copy
     }
 
+    /// The largest `--resize` and `--crop`, and the most pixels a resized image may have (2^26, 200 MB as
+    /// RGB bytes): an elongated image resized by its shorter side grows along the longer one.
+    public static let maxSide = 8192
+    public static let maxResizedPixels = 1 << 26
+
     /// The image after resize and crop (8 bits, as PIL returns it); `path` names it in errors.
     public func geometry(_ image: RGBImage, path: String) throws -> RGBImage {
         var image = channels == .gray ? image.gray() : image
         if let resize {
             let (width, height) = Self.shorterSide(image.width, image.height, to: resize)
+            guard width <= Self.maxResizedPixels / Swift.max(height, 1) else {
+                throw ImageError.tooLarge(path: path, reason: "resizing its \(image.sizeDescription) pixels to a shorter side of \(resize) gives "
+                    + "\(width) x \(height), more than \(Self.maxResizedPixels) pixels")
+            }
             image = Resampling.resize(image, width: width, height: height, filter: interpolation)
         }
         if let crop {

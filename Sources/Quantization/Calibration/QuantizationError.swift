@@ -10,6 +10,8 @@ public enum QuantizationError: Error, CustomStringConvertible, Equatable {
     case nonFiniteWeights(layer: String)
     /// An operator has no integer implementation.
     case noIntegerKernel(node: String, op: String)
+    /// The model's structure is outside what quantization handles (e.g. several outputs).
+    case unsupportedModel(String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum QuantizationError: Error, CustomStringConvertible, Equatable {
             return "calibration data: \(detail)"
         case .nonFiniteWeights(let layer):
             return "layer '\(layer)' has NaN or infinite weights or bias; fix the model before quantizing"
+        case .unsupportedModel(let detail):
+            return "the model cannot be quantized: \(detail)"
         case .noIntegerKernel(let node, let op):
             return "node '\(node)' (\(op)) has no integer-only implementation; the integer engine supports Conv, Gemm, Relu, Clip, Add, Mul of two activations, Sigmoid, HardSigmoid, HardSwish, Gelu, Erf, LayerNormalization (in Float between quantized tensors), MaxPool, AveragePool, GlobalAveragePool, Concat, Slice, Transpose, Flatten, Reshape and Identity"
         }
