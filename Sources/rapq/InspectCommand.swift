@@ -24,6 +24,10 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
         Interruption.install()
+        if model.hasSuffix(".rapq") || (try? RegularFile.contents(of: URL(fileURLWithPath: model), offset: 0, length: RAPQFile.magic.count))
+            == Data(RAPQFile.magic) {
+            throw CommandFailure("'\(model)' is a quantized .rapq model; inspect reads ONNX models (use `rapq verify \(model)` or `rapq eval` for .rapq)")
+        }
         let report = try ModelInspection(contentsOf: URL(fileURLWithPath: model), batch: batch)
         print(report.text(showLayers: layers))
         if units {

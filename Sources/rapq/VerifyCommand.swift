@@ -31,6 +31,8 @@ struct VerifyCommand: ParsableCommand {
         let network = try RAPQFile.read(contentsOf: URL(fileURLWithPath: model))
         let x = try data.map { try Samples(path: $0, options: images).tensor }
         if let x, x.rank == 0 || x.shape[0] == 0 { throw CommandFailure("--data holds 0 samples; give at least one") }
+        // Data that does not fit the model is a usage error, not a failed check of the model.
+        if let x { try checkInput(x, of: network.graph, batchSize: batch) }
         let report = VerificationReport(network: network, data: x, batchSize: batch)
         print(report.text)
         if !report.passed {
