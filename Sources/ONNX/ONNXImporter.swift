@@ -548,9 +548,11 @@ struct GraphConverter {
             var high = try reader.float("max", default: .infinity, allowInfinite: true)
             if !input(1).isEmpty { low = try scalarOperand(input(1), node: name, op: op, role: "min") }
             if !input(2).isEmpty { high = try scalarOperand(input(2), node: name, op: op, role: "max") }
-            guard !low.isNaN, !high.isNaN, low <= high else {
-                throw reader.unsupported("min/max", value: "\(low)/\(high)", "the bounds must be numbers with min <= max")
+            guard !low.isNaN, !high.isNaN else {
+                throw reader.unsupported("min/max", value: "\(low)/\(high)", "the bounds must be numbers")
             }
+            // ONNX defines min > max as every value becoming max; a Clip to [max, max] computes exactly that.
+            low = min(low, high)
             ir = .clip(min: low, max: high)
             inputs = [try dataInput(input(0))]
         case "Add", "Mul":

@@ -75,11 +75,11 @@ struct QuantizeCommand: ParsableCommand {
 
     func run() throws {
         let outputURL = URL(fileURLWithPath: output)
+        let inputs = [OutputConflict.Input("the model", model), OutputConflict.Input("--calib", calib)]
+        try OutputConflict.check(output: output, role: "-o", against: inputs)
         guard let chosen = format ?? ModelFormat(path: output) else {
             throw ValidationError("-o '\(output)' has neither a .rapq nor an .onnx extension; name the file so, or give --format rapq|qdq")
         }
-        let inputs = [OutputConflict.Input("the model", model), OutputConflict.Input("--calib", calib)]
-        try OutputConflict.check(output: output, role: "-o", against: inputs)
         for folder in [reconstruction.checkpointDir, reconstruction.resume].compactMap({ $0 })
         where URL(fileURLWithPath: folder).standardizedFileURL.path == outputURL.standardizedFileURL.path {
             throw ValidationError("-o '\(output)' is also the checkpoint folder; give the model file another path")

@@ -185,7 +185,8 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["verify", rtn], saying: "FAIL  weight scales are exact powers of two")
         try assertFails(["eval", rtn, "--integer", "--data", model("fmnist-test-1k.npy")], saying: "power-of-two")
         try assertFails(["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "rapq",
-                         "--resume", scratch.appendingPathComponent("empty").path, "-o", out + "2"], saying: "no checkpoint in")
+                         "--resume", scratch.appendingPathComponent("empty").path, "-o", scratch.appendingPathComponent("resumed.rapq").path],
+                        saying: "no checkpoint in")
     }
 
     /// The same command gives the same bytes on one thread and on all cores.

@@ -255,9 +255,11 @@ final class BadInputTests: XCTestCase {
         }
     }
 
-    /// NaN or infinite float attributes (a Gemm's alpha) and a Clip whose min exceeds its max are refused at
-    /// import instead of quantizing to a model that computes NaN or fails verification.
-    func testNonFiniteFloatAttributesAndInvertedClipAreRefused() throws {
+    /// NaN or infinite float attributes (a HardSigmoid's alpha) are refused at import instead of quantizing to
+    /// a model that computes NaN. A Clip whose min exceeds its max follows ONNX (every value becomes max: the
+    /// conformance case test_clip_min_greater_than_max checks the values) and is imported as a Clip to
+    /// [max, max], which calibrates to a single grid point instead of an inverted range.
+    func testNonFiniteFloatAttributesAreRefusedAndInvertedClipFollowsONNX() throws {
         for value in [Float.nan, .infinity] {
             var model = B.convRelu()
             model.graph.node[1].opType = "HardSigmoid"
@@ -268,10 +270,16 @@ final class BadInputTests: XCTestCase {
         }
         var model = B.convRelu()
         model.graph.node[1].opType = "Clip"
-        model.graph.node[1].attribute = [B.float("min", 6), B.float("max", 0)]
+        model.graph.node[1].attribute = [B.float("min", 6), B.float("max", 0.5)]
         model.opsetImport[0].version = 9
-        guard case .unsupportedAttribute(node: "relu", op: "Clip", attribute: "min/max", _, _)? = try importError(model) else {
-            return XCTFail("inverted Clip bounds")
+        let graph = try ONNXImporter.load(data: B.bytes(model), externalDataDirectory: nil)
+        guard case .clip(let low, let high)? = graph.nodes.first(where: { $0.name == "relu" })?.op else {
+            return XCTFail("the Clip is imported")
+        }
+        XCTAssertEqual([low, high], [0.5, 0.5])
+        model.graph.node[1].attribute = [B.float("min", .nan)]
+        guard case .unsupportedAttribute(node: "relu", op: "Clip", _, _, _)? = try importError(model) else {
+            return XCTFail("NaN Clip bound")
         }
     }
 
