@@ -13,7 +13,7 @@ set -uo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 ZOO=assets/zoo
-VARIANTS="${ZOO_VARIANTS:-onnx b1.onnx folded.onnx}"
+VARIANTS="${ZOO_VARIANTS:-onnx b1.onnx folded.onnx op13.onnx}"
 ITERS="${ZOO_RAPQ_ITERS:-0}"
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(resnet18 resnet50 mobilenet_v2 mobilenet_v3_small mobilenet_v3_large efficientnet_b0

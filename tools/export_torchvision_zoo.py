@@ -3,12 +3,13 @@
 
 Weights are random but seeded (pretrained weights download at run time and fail here), and every
 BatchNorm gets non-trivial statistics and affine parameters, so that folding and calibration see
-realistic per-channel spreads. Each model is written in up to three variants:
+realistic per-channel spreads. Each model is written in four variants:
 
   NAME.onnx          dynamic batch (dynamic_axes on the input and output), BatchNorm kept
   NAME.b1.onnx       fixed batch 1, as torch.onnx.export writes without dynamic_axes
   NAME.folded.onnx   dynamic batch, constant folding on (the exporter folds BatchNorm into Conv
                      and de-duplicates equal initializers through Identity nodes)
+  NAME.op13.onnx     dynamic batch at opset 13 (LayerNormalization written as its decomposition)
 
 plus NAME-input.npy (64 calibration samples) and NAME-eval.npy (100 evaluation samples), seeded
 standard-normal images shaped like the model's input.
@@ -79,6 +80,9 @@ def main():
         export(model, x, base + ".onnx", args.opset, dynamic=True, fold=False)
         export(model, x, base + ".b1.onnx", args.opset, dynamic=False, fold=False)
         export(model, x, base + ".folded.onnx", args.opset, dynamic=True, fold=True)
+        if args.opset != 13:
+            # Opset 13 has no LayerNormalization: exporters write it as ReduceMean/Sub/Pow/Sqrt/Div.
+            export(model, x, base + ".op13.onnx", 13, dynamic=True, fold=False)
         rng = np.random.default_rng(args.seed + 100 + index)
         shape = (3, args.size, args.size)
         np.save(base + "-input.npy", rng.standard_normal((64,) + shape).astype(np.float32))

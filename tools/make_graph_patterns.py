@@ -235,14 +235,26 @@ def lrn():
     return model(n, i, opset=9)
 
 
-def convnext_block():
+def convnext_block(opset=17):
     def node(op, inputs, out, **attributes):
         return helper.make_node(op, inputs, [out], name=out, **attributes)
 
-    def layer_norm_2d(x, out, scale, bias):
-        return [node("Transpose", [x], out + "_nhwc", perm=[0, 2, 3, 1]),
-                node("LayerNormalization", [out + "_nhwc", scale, bias], out + "_norm", axis=-1, epsilon=1e-6),
-                node("Transpose", [out + "_norm"], out, perm=[0, 3, 1, 2])]
+    def layer_norm(x, scale, bias, out, square="Pow"):
+        """LayerNormalization over the last axis, or before opset 17 the nodes exporters write for it (the
+        square as Pow or as a product, the affine constants on either side)."""
+        if opset >= 17:
+            return [node("LayerNormalization", [x, scale, bias], out, axis=-1, epsilon=1e-6)]
+        squared = (node("Pow", [out + "_d", "two"], out + "_sq") if square == "Pow"
+                   else node("Mul", [out + "_d", out + "_d"], out + "_sq"))
+        return [node("ReduceMean", [x], out + "_mean", axes=[-1]), node("Sub", [x, out + "_mean"], out + "_d"), squared,
+                node("ReduceMean", [out + "_sq"], out + "_var", axes=[-1]), node("Add", ["eps", out + "_var"], out + "_ve"),
+                node("Sqrt", [out + "_ve"], out + "_std"), node("Div", [out + "_d", out + "_std"], out + "_n"),
+                node("Mul", [scale, out + "_n"], out + "_scaled"), node("Add", [out + "_scaled", bias], out)]
+
+    def layer_norm_2d(x, out, scale, bias, square="Pow"):
+        return ([node("Transpose", [x], out + "_nhwc", perm=[0, 2, 3, 1])]
+                + layer_norm(out + "_nhwc", scale, bias, out + "_norm", square)
+                + [node("Transpose", [out + "_norm"], out, perm=[0, 3, 1, 2])])
 
     i = [weight("stem_w", [8, 3, 2, 2]), vector("stem_b", 8), vector("ln0_s", 8, 1.0), vector("ln0_b", 8),
          weight("dw_w", [8, 1, 3, 3]), vector("dw_b", 8), vector("ln1_s", 8, 1.0), vector("ln1_b", 8),
@@ -253,9 +265,9 @@ def convnext_block():
          numpy_helper.from_array(np.array(1, np.float32), "one"), numpy_helper.from_array(np.array(0.5, np.float32), "half")]
     n = [conv("x", "stem", "stem_w", "stem_b", k=2, stride=2, pad=0)] + layer_norm_2d("stem", "s0", "ln0_s", "ln0_b")
     n += [conv("s0", "dw", "dw_w", "dw_b", group=8),
-          node("Transpose", ["dw"], "dw_nhwc", perm=[0, 2, 3, 1]),
-          node("LayerNormalization", ["dw_nhwc", "ln1_s", "ln1_b"], "ln1", axis=-1, epsilon=1e-6),
-          node("Transpose", ["fc1_w"], "fc1_wt", perm=[1, 0]), node("MatMul", ["ln1", "fc1_wt"], "fc1"),
+          node("Transpose", ["dw"], "dw_nhwc", perm=[0, 2, 3, 1])]
+    n += layer_norm("dw_nhwc", "ln1_s", "ln1_b", "ln1", square="Mul")
+    n += [node("Transpose", ["fc1_w"], "fc1_wt", perm=[1, 0]), node("MatMul", ["ln1", "fc1_wt"], "fc1"),
           node("Add", ["fc1_b", "fc1"], "fc1_out"),
           node("Div", ["fc1_out", "sqrt2"], "gelu_div"), node("Erf", ["gelu_div"], "gelu_erf"),
           node("Add", ["gelu_erf", "one"], "gelu_add"), node("Mul", ["fc1_out", "gelu_add"], "gelu_mul"),
@@ -266,11 +278,17 @@ def convnext_block():
           node("GlobalAveragePool", ["block"], "g")]
     n += layer_norm_2d("g", "head", "ln2_s", "ln2_b")
     n += [node("Flatten", ["head"], "f", axis=1), helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], name="fc", transB=1)]
-    return model(n, i, opset=17)
+    if opset < 17:
+        i += [numpy_helper.from_array(np.array(2, np.float32), "two"), numpy_helper.from_array(np.array(1e-6, np.float32), "eps")]
+    return model(n, i, opset=opset)
+
+
+def convnext_block_opset13():
+    return convnext_block(opset=13)
 
 
 PATTERNS = [se_block, hardswish_block, silu_block, inception, dense_bn, channel_shuffle, identity_bias,
-            batch1_reshape, reduce_mean, opset9, softmax_output, gap_logits, lrn, convnext_block]
+            batch1_reshape, reduce_mean, opset9, softmax_output, gap_logits, lrn, convnext_block, convnext_block_opset13]
 
 
 def main():

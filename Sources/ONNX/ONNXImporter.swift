@@ -81,7 +81,9 @@ public enum ONNXImporter {
             throw ONNXError.unsupportedOpset(domain: "", version: Int(clamping: opset.version), supported: supportedOpsets)
         }
         guard model.hasGraph else { throw ONNXError.missingGraph }
-        var converter = try GraphConverter(model.graph, opset: version,
+        var proto = model.graph
+        LayerNormDecomposition.fuse(&proto)
+        var converter = try GraphConverter(proto, opset: version,
                                            decoder: TensorDecoder(externalDataDirectory: externalDataDirectory))
         return try converter.convert()
     }

@@ -67,21 +67,29 @@ final class GraphPatternTests: XCTestCase {
     func testLogitsFromGlobalAveragePool() throws { try check("gap_logits") }
     func testConvNeXtBlock() throws { try check("convnext_block") }
     func testConvNeXtBlockAt4Bits() throws { try check("convnext_block", bits: (4, 4)) }
+    func testConvNeXtBlockWithLayerNormDecomposedAtOpset13() throws { try check("convnext_block_opset13") }
 
     /// The ConvNeXt pattern imports as NCHW layers: no Transpose, MatMul, Erf or layer-scale Mul is left,
     /// the MLP is two 1x1 convolutions with their biases, GELU is one node, the three LayerNorms normalize
     /// the channel axis; the quantized model keeps its LayerNorms as the only Float steps, and its QDQ export
-    /// runs in onnxruntime.
+    /// runs in onnxruntime. At opset 13 the LayerNorms are written out as ReduceMean/Sub/Pow (or Mul)/Sqrt/Div
+    /// and the affine Mul/Add, and import as the same single nodes.
     func testConvNeXtBlockImportsAsChannelsFirstLayers() throws {
         let folder = try Self.patterns.get()
-        let model = try FloatModel(contentsOf: folder.appendingPathComponent("convnext_block.onnx"))
-        let ops = model.graph.nodes.map(\.op.onnxName)
-        XCTAssertEqual(ops, ["Conv", "LayerNormalization", "Conv", "LayerNormalization", "Conv", "Gelu", "Conv", "Mul", "Add",
-                             "GlobalAveragePool", "LayerNormalization", "Flatten", "Gemm"])
-        for node in model.graph.nodes {
-            if case .layerNormalization(let norm) = node.op { XCTAssertEqual(norm.axes(rank: 4), 1..<2) }
-            if case .conv = node.op, node.name == "fc1" { XCTAssertEqual(model.graph.initializers[node.inputs[1]]?.shape, [16, 8, 1, 1]) }
+        for name in ["convnext_block_opset13", "convnext_block"] {
+            let model = try FloatModel(contentsOf: folder.appendingPathComponent("\(name).onnx"))
+            let ops = model.graph.nodes.map(\.op.onnxName)
+            XCTAssertEqual(ops, ["Conv", "LayerNormalization", "Conv", "LayerNormalization", "Conv", "Gelu", "Conv", "Mul", "Add",
+                                 "GlobalAveragePool", "LayerNormalization", "Flatten", "Gemm"], name)
+            for node in model.graph.nodes {
+                if case .layerNormalization(let norm) = node.op {
+                    XCTAssertEqual(norm.axes(rank: 4), 1..<2, name)
+                    XCTAssertEqual(norm.epsilon, 1e-6, name)
+                }
+                if case .conv = node.op, node.name == "fc1" { XCTAssertEqual(model.graph.initializers[node.inputs[1]]?.shape, [16, 8, 1, 1]) }
+            }
         }
+        let model = try FloatModel(contentsOf: folder.appendingPathComponent("convnext_block.onnx"))
         let x = try NumpyFile.readTensor(contentsOf: folder.appendingPathComponent("convnext_block-input.npy"))
         let network = try quantize(model: model.graph, calibration: x,
                                    configuration: QuantizationConfiguration(method: .potMse, weightBits: 8, activationBits: 8))
