@@ -21,6 +21,11 @@ public struct ModelInspection: Sendable {
         self.batch = batch
     }
 
+    /// FLOPs of the whole graph at `batch` (saturating at `Int.max`).
+    public var totalFLOPs: Int {
+        costs.map(\.cost.flops).reduce(0) { $0.addingReportingOverflow($1).overflow ? Int.max : $0 + $1 }
+    }
+
     /// A human-readable report; `showLayers` adds one line per node.
     public func text(showLayers: Bool) -> String {
         func dims(_ d: [Int?]) -> String { "[" + d.map { $0.map(String.init) ?? "N" }.joined(separator: ", ") + "]" }
@@ -31,7 +36,7 @@ public struct ModelInspection: Sendable {
         for node in graph.nodes { counts[node.op.onnxName, default: 0] += 1 }
         lines.append("operators: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         let parameters = graph.initializers.values.map(\.count).reduce(0, +)
-        let flops = costs.map(\.cost.flops).reduce(0) { $0.addingReportingOverflow($1).overflow ? Int.max : $0 + $1 }
+        let flops = totalFLOPs
         lines.append("parameters: \(parameters) (\(String(format: "%.2f", Double(parameters) * 4 / 1_048_576)) MiB as FP32)")
         lines.append("FLOPs at batch \(batch): \(String(format: "%.3f", Double(flops) / 1e9)) G (2 per multiply-accumulate)")
         lines.append("unsupported nodes: none (every node imported)")

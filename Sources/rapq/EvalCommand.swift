@@ -33,6 +33,9 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup(title: "Images")
     var images: ImageOptions
 
+    @Flag(help: "Print one JSON document (samples, top-1, top-5, agreement and mean KL to the reference) instead of text (docs/json.md).")
+    var json = false
+
     @Option(help: "With --integer: write each activation site's codes to DIR/SITE.npy ('/' in a name becomes '_'), to compare with another runtime tensor by tensor.")
     var saveCodes: String?
 
@@ -43,6 +46,7 @@ struct EvalCommand: ParsableCommand {
         if let saveLogits { try OutputConflict.check(output: saveLogits, role: "--save-logits", against: inputs) }
         if let saveCodes { try OutputConflict.check(folder: saveCodes, role: "--save-codes", against: inputs) }
         Interruption.install(outputs: [saveLogits].compactMap { $0 }, outputFolders: [saveCodes].compactMap { $0 })
+        if json { JSONOutput.reserveStandardOutput() }
         let samples = try Samples(path: data, options: images)
         let x = samples.tensor
         guard x.rank >= 1, x.shape[0] > 0 else { throw CommandFailure("--data holds 0 samples (shape \(x.shape)); give at least one") }
@@ -58,7 +62,17 @@ struct EvalCommand: ParsableCommand {
         }
         if let saveLogits { try NumpyFile.write(logits, to: URL(fileURLWithPath: saveLogits)) }
         let referenceLogits = try reference.map { try FloatModel(contentsOf: URL(fileURLWithPath: $0)).predict(x, batchSize: batch) }
-        print(try ClassificationMetrics(logits: logits, labels: labelValues, reference: referenceLogits).summary)
+        let metrics = try ClassificationMetrics(logits: logits, labels: labelValues, reference: referenceLogits)
+        if json {
+            let engine: String
+            switch loaded {
+            case .float: engine = "float"
+            case .quantized: engine = integer ? "integer" : "simulation"
+            }
+            try JSONOutput.write(JSONOutput.Evaluation(model: model, engine: engine, metrics: metrics))
+        } else {
+            print(metrics.summary)
+        }
     }
 }
 

@@ -21,14 +21,28 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Show the reconstruction units found after BN folding (residual blocks, inverted residuals, single layers).")
     var units = false
 
+    @Flag(help: "Print one JSON document (interface, operators, parameters, FLOPs, every layer; or every unsupported operator) instead of text (docs/json.md).")
+    var json = false
+
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
         Interruption.install()
+        if json { JSONOutput.reserveStandardOutput() }
         if model.hasSuffix(".rapq") || (try? RegularFile.contents(of: URL(fileURLWithPath: model), offset: 0, length: RAPQFile.magic.count))
             == Data(RAPQFile.magic) {
             throw CommandFailure("'\(model)' is a quantized .rapq model; inspect reads ONNX models (use `rapq verify \(model)` or `rapq eval` for .rapq)")
         }
-        let report = try ModelInspection(contentsOf: URL(fileURLWithPath: model), batch: batch)
+        if json && units { throw ValidationError("--units has no JSON form yet; use one of --json and --units") }
+        let report: ModelInspection
+        do {
+            report = try ModelInspection(contentsOf: URL(fileURLWithPath: model), batch: batch)
+        } catch ONNXError.unsupportedOperators(let list, let supported) where json {
+            // The unsupported operators are a finding about the model: they go in the document, and the
+            // status is 1 as without --json.
+            try JSONOutput.write(JSONOutput.Inspection(model: model, batch: batch, unsupported: list))
+            throw CommandFailure(ONNXError.unsupportedOperators(list, supported: supported).description)
+        }
+        if json { return try JSONOutput.write(JSONOutput.Inspection(model: model, inspection: report)) }
         print(report.text(showLayers: layers))
         if units {
             let prepared = PreparedNetwork(report.graph)

@@ -61,6 +61,9 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Output format: qdq or rapq (default: from the output's extension).")
     var format: ModelFormat?
 
+    @Flag(help: "Print one JSON document (output, settings, wall time, whether the model runs integer-only and which nodes do not) on standard output; progress goes to standard error (docs/json.md).")
+    var json = false
+
     func validate() throws {
         for (name, bits) in [("--wbits", wbits), ("--abits", abits), ("--first-last-bits", firstLastBits)] where !(2...8).contains(bits) {
             throw ValidationError("\(name) \(bits) is out of range; use 2 to 8")
@@ -87,6 +90,7 @@ struct QuantizeCommand: ParsableCommand {
         try reconstruction.checkFolders(against: inputs)
         Interruption.install(outputs: [output], outputFolders: [reconstruction.resume ?? reconstruction.checkpointDir].compactMap { $0 },
                              cacheDirectory: reconstruction.cacheDir.map { URL(fileURLWithPath: $0) })
+        if json { JSONOutput.reserveStandardOutput() }
         let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
         let calibration = try Samples(path: calib, options: images, augmentedCopies: augment, seed: seed).tensor
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,
@@ -98,23 +102,33 @@ struct QuantizeCommand: ParsableCommand {
         let reporter = ProgressReporter()
         let network = try quantize(model: graph, calibration: calibration, configuration: configuration) { reporter.report($0) }
         try chosen.write(network, to: outputURL)
-        print(String(format: "wrote %@ (%@, %@ W%dA%d) in %.1f s", output, chosen.rawValue, method.rawValue, wbits, abits, Date().timeIntervalSince(start)))
+        let seconds = Date().timeIntervalSince(start)
+        var document = JSONOutput.Quantization(output: output, format: chosen.rawValue, method: method.rawValue, weightBits: wbits,
+                                               activationBits: abits, firstLastBits: firstLastBits, seconds: (seconds * 10).rounded() / 10,
+                                               integerOnly: nil, floatNodes: [], floatOutputStep: nil, integerEngineError: nil)
         if method.isPowerOfTwo {
             do {
                 let engine = try IntegerEngine(network)
-                let islands = engine.floatSteps
-                if !islands.isEmpty {
-                    let more = islands.count > 3 ? ", ..." : ""
-                    print("integer-only: no: \(islands.count) node(s) run in Float between quantized tensors (codes dequantized, "
-                        + "computed, requantized: \(islands.prefix(3).joined(separator: ", "))\(more)); every other node has an integer kernel")
-                } else if let step = engine.floatOutputStep {
-                    print("integer-only: yes up to the logits; \(step)")
-                } else {
-                    print("integer-only: yes (every node has an integer kernel; `rapq verify MODEL.rapq --data X` compares it with the simulation)")
-                }
+                document.floatNodes = engine.floatSteps
+                document.floatOutputStep = engine.floatOutputStep
+                document.integerOnly = document.floatNodes.isEmpty
             } catch {
-                print("integer-only: no: \(error)")
+                document.integerOnly = false
+                document.integerEngineError = "\(error)"
             }
+        }
+        if json { return try JSONOutput.write(document) }
+        print(String(format: "wrote %@ (%@, %@ W%dA%d) in %.1f s", output, chosen.rawValue, method.rawValue, wbits, abits, seconds))
+        if let error = document.integerEngineError {
+            print("integer-only: no: \(error)")
+        } else if !document.floatNodes.isEmpty {
+            let islands = document.floatNodes, more = islands.count > 3 ? ", ..." : ""
+            print("integer-only: no: \(islands.count) node(s) run in Float between quantized tensors (codes dequantized, "
+                + "computed, requantized: \(islands.prefix(3).joined(separator: ", "))\(more)); every other node has an integer kernel")
+        } else if let step = document.floatOutputStep {
+            print("integer-only: yes up to the logits; \(step)")
+        } else if document.integerOnly == true {
+            print("integer-only: yes (every node has an integer kernel; `rapq verify MODEL.rapq --data X` compares it with the simulation)")
         }
     }
 }

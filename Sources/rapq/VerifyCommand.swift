@@ -22,9 +22,13 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Samples per forward pass.")
     var batch: Int = 16
 
+    @Flag(help: "Print one JSON document (every check with its evidence, whether the integer engine was compared) instead of text (docs/json.md).")
+    var json = false
+
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
         Interruption.install()
+        if json { JSONOutput.reserveStandardOutput() }
         guard model.hasSuffix(".rapq") else {
             throw ValidationError("verify reads the tool's .rapq format; quantize with `-o MODEL.rapq` (or `--format rapq`) and verify that file")
         }
@@ -34,7 +38,12 @@ struct VerifyCommand: ParsableCommand {
         // Data that does not fit the model is a usage error, not a failed check of the model.
         if let x { try checkInput(x, of: network.graph, batchSize: batch) }
         let report = VerificationReport(network: network, data: x, batchSize: batch)
-        print(report.text)
+        if json {
+            try JSONOutput.write(JSONOutput.Verification(model: model, verified: report.passed,
+                                                         integerEngineChecked: report.integerEngineChecked, checks: report.checks))
+        } else {
+            print(report.text)
+        }
         if !report.passed {
             let failed = report.checks.filter { !$0.passed }.map(\.name)
             FileHandle.standardError.write(Data("Error: not verified: \(failed.count) check(s) failed: \(failed.joined(separator: "; "))\n".utf8))
