@@ -52,11 +52,12 @@ public struct FloatModel: Sendable {
     /// Runs the model's single input through it in batches of `batchSize` along the first dimension and
     /// returns its first output, concatenated over the batches. Each batch runs as concurrent cache-sized
     /// slices (`Tensor.cacheSizedSlice`), whose size depends on the input shape only, never on the thread count.
-    public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
+    /// `progress` is told the samples done and the total after each batch.
+    public func predict(_ input: Tensor, batchSize: Int = 32, progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Tensor {
         try checkInput(input, of: graph, batchSize: batchSize)
         let inputInfo = graph.inputs[0]
         let outputName = graph.outputs[0].name
-        return try input.mapBatches(of: batchSize) { batch in
+        return try input.mapBatches(of: batchSize, progress: progress) { batch in
             guard let split, batch.cacheSizedSlice < batch.shape[0] else {
                 return try batch.concurrentMapSlices { try executor.run([inputInfo.name: $0])[outputName]! }
             }

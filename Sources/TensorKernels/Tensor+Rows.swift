@@ -28,8 +28,17 @@ extension Tensor {
     }
 
     /// The results of `body` on each batch of `batchSize` samples, concatenated along the first dimension.
-    public func mapBatches(of batchSize: Int, _ body: (Tensor) throws -> Tensor) rethrows -> Tensor {
-        let parts = try batches(of: batchSize).map(body)
+    /// `progress` is told the samples done and the total after each batch.
+    public func mapBatches(of batchSize: Int, progress: ((_ done: Int, _ total: Int) -> Void)? = nil,
+                           _ body: (Tensor) throws -> Tensor) rethrows -> Tensor {
+        let total = shape.first ?? 0
+        var done = 0
+        let parts = try batches(of: batchSize).map { batch in
+            let result = try body(batch)
+            done += batch.shape.first ?? 0
+            progress?(done, total)
+            return result
+        }
         guard let first = parts.first else { return try body(self) }
         return parts.count == 1 ? first : Shaping.concat(parts, axis: 0)
     }

@@ -33,6 +33,8 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup(title: "Images")
     var images: ImageOptions
 
+    @OptionGroup var progress: ProgressOptions
+
     @Flag(help: "Print one JSON document (samples, top-1, top-5, agreement and mean KL to the reference) instead of text (docs/json.md).")
     var json = false
 
@@ -47,6 +49,7 @@ struct EvalCommand: ParsableCommand {
         if let saveCodes { try OutputConflict.check(folder: saveCodes, role: "--save-codes", against: inputs) }
         Interruption.install(outputs: [saveLogits].compactMap { $0 }, outputFolders: [saveCodes].compactMap { $0 })
         if json { JSONOutput.reserveStandardOutput() }
+        progress.apply()
         let samples = try Samples(path: data, options: images)
         let x = samples.tensor
         guard x.rank >= 1, x.shape[0] > 0 else { throw CommandFailure("--data holds 0 samples (shape \(x.shape)); give at least one") }
@@ -56,12 +59,14 @@ struct EvalCommand: ParsableCommand {
             guard integer, case .quantized(let network) = loaded else { throw ValidationError("--save-codes needs --integer and a quantized .rapq model") }
             try Self.writeCodes(of: IntegerEngine(network), on: x, batchSize: batch, to: URL(fileURLWithPath: saveCodes))
         }
-        let logits = try loaded.predict(x, integer: integer, batchSize: batch)
+        let logits = try loaded.predict(x, integer: integer, batchSize: batch, progress: ProgressLine("evaluating", unit: "samples").update)
         if let bad = logits.data.firstIndex(where: { !$0.isFinite }) {
             throw CommandFailure("the model computed \(logits.data[bad]) at logit index \(bad) (float32 overflow: the data or the weights are out of range); nothing was scored")
         }
         if let saveLogits { try NumpyFile.write(logits, to: URL(fileURLWithPath: saveLogits)) }
-        let referenceLogits = try reference.map { try FloatModel(contentsOf: URL(fileURLWithPath: $0)).predict(x, batchSize: batch) }
+        let referenceLogits = try reference.map {
+            try FloatModel(contentsOf: URL(fileURLWithPath: $0)).predict(x, batchSize: batch, progress: ProgressLine("running the reference", unit: "samples").update)
+        }
         let metrics = try ClassificationMetrics(logits: logits, labels: labelValues, reference: referenceLogits)
         if json {
             let engine: String
@@ -112,14 +117,14 @@ enum LoadedModel {
         }
     }
 
-    func predict(_ x: Tensor, integer: Bool, batchSize: Int) throws -> Tensor {
+    func predict(_ x: Tensor, integer: Bool, batchSize: Int, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         switch self {
         case .float(let model):
             if integer { throw ValidationError("--integer needs a quantized .rapq model") }
-            return try model.predict(x, batchSize: batchSize)
+            return try model.predict(x, batchSize: batchSize, progress: progress)
         case .quantized(let network):
-            return integer ? try IntegerEngine(network).predict(x, batchSize: batchSize)
-                           : try Simulation(network).predict(x, batchSize: batchSize)
+            return integer ? try IntegerEngine(network).predict(x, batchSize: batchSize, progress: progress)
+                           : try Simulation(network).predict(x, batchSize: batchSize, progress: progress)
         }
     }
 }

@@ -1,13 +1,24 @@
+import ArgumentParser
 import Foundation
 import RAPQ
 
-/// Prints quantization progress: a line rewritten in place on a terminal, periodic plain lines otherwise.
+/// `--quiet`, shared by the commands that show progress.
+struct ProgressOptions: ParsableArguments {
+    @Flag(help: "Show no progress (decoding, evaluation, calibration and reconstruction lines); results and errors are still printed.")
+    var quiet = false
+
+    func apply() { ProgressLine.enabled = !quiet }
+}
+
+/// Prints quantization progress: a line rewritten in place on a terminal, periodic plain lines otherwise;
+/// nothing with `--quiet`.
 final class ProgressReporter {
     private let isTerminal = isatty(fileno(stdout)) != 0
     private var lastPlainLine = Date.distantPast
     private var unitStarted: (key: String, time: Date)?
 
     func report(_ event: QuantizationProgress) {
+        guard ProgressLine.enabled else { return }
         switch event {
         case .status(let line):
             if isTerminal { print("\r\u{1B}[K", terminator: "") }
@@ -35,4 +46,45 @@ final class ProgressReporter {
 func adviseOnBLASKernels() {
     guard let advice = BLAS.slowKernelAdvice else { return }
     FileHandle.standardError.write(Data((advice + "\n").utf8))
+}
+
+/// The progress of one step that handles many items (images decoded, samples evaluated), on standard
+/// error: on a terminal one line rewritten in place once the step has run for a second; otherwise a plain
+/// line every 10 seconds, and a last one when the step ends, for steps that run that long. Items done,
+/// total, rate and the time left.
+final class ProgressLine {
+    /// False with `--quiet`.
+    nonisolated(unsafe) static var enabled = true
+
+    private let title: String
+    private let unit: String
+    private let start = Date()
+    private var lastPlainLine: Date
+    private var shown = false
+    private let isTerminal = isatty(STDERR_FILENO) != 0
+
+    init(_ title: String, unit: String) {
+        self.title = title
+        self.unit = unit
+        lastPlainLine = start
+    }
+
+    /// `done` of `total` items are finished.
+    func update(_ done: Int, _ total: Int) {
+        guard Self.enabled, total > 0 else { return }
+        let now = Date(), elapsed = now.timeIntervalSince(start), finished = done >= total
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        let left = rate > 0 ? Double(total - done) / rate : 0
+        let line = String(format: "%@: %d/%d %@, %.1f/s, elapsed %.0f s, %@", title, done, total, unit, rate, elapsed,
+                          finished ? "done" : String(format: "ETA %.0f s", left))
+        if isTerminal {
+            guard shown || elapsed >= 1 else { return }
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line + (finished ? "\n" : "")).utf8))
+            shown = true
+        } else if now.timeIntervalSince(lastPlainLine) >= 10 || (finished && shown) {
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+            lastPlainLine = now
+            shown = true
+        }
+    }
 }

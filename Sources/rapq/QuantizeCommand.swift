@@ -49,6 +49,8 @@ struct QuantizeCommand: ParsableCommand {
     @OptionGroup(title: "Images")
     var images: ImageOptions
 
+    @OptionGroup var progress: ProgressOptions
+
     @Option(help: "With images: add N random resized crops (torchvision's RandomResizedCrop, area 8-100%, aspect 3/4-4/3, to the crop size) with random horizontal flips of every image to the calibration samples, drawn from --seed.")
     var augment: Int = 0
 
@@ -91,6 +93,7 @@ struct QuantizeCommand: ParsableCommand {
         Interruption.install(outputs: [output], outputFolders: [reconstruction.resume ?? reconstruction.checkpointDir].compactMap { $0 },
                              cacheDirectory: reconstruction.cacheDir.map { URL(fileURLWithPath: $0) })
         if json { JSONOutput.reserveStandardOutput() }
+        progress.apply()
         let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
         let calibration = try Samples(path: calib, options: images, augmentedCopies: augment, seed: seed).tensor
         var configuration = QuantizationConfiguration(method: method, weightBits: wbits, activationBits: abits, firstLastBits: firstLastBits,

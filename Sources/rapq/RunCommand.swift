@@ -24,13 +24,16 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Images")
     var images: ImageOptions
 
+    @OptionGroup var progress: ProgressOptions
+
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
         try OutputConflict.check(output: output, role: "-o", against: [.init("the model", model), .init("-i", input)])
         Interruption.install(outputs: [output])
+        progress.apply()
         let network = try FloatModel(contentsOf: URL(fileURLWithPath: model))
         let samples = try Samples(path: input, options: images)
-        let y = try network.predict(samples.tensor, batchSize: batch)
+        let y = try network.predict(samples.tensor, batchSize: batch, progress: ProgressLine("running", unit: "samples").update)
         if let bad = y.data.firstIndex(where: { !$0.isFinite }) {
             throw CommandFailure("the model computed \(y.data[bad]) at output index \(bad) (float32 overflows above 3.4e38: the input or the weights are out of range); \(output) was not written")
         }

@@ -101,7 +101,8 @@ struct Samples {
             guard let crop = preprocessing.crop else { throw ValidationError("--augment needs a crop size: a preset with one, or --crop") }
             augmentation = Augmentation(crop: RandomResizedCrop(size: crop, interpolation: preprocessing.interpolation), copies: augmentedCopies, seed: seed)
         }
-        let batch = try folder.load(preprocessing, skipBadImages: options.skipBadImages, augmentation: augmentation)
+        let batch = try folder.load(preprocessing, skipBadImages: options.skipBadImages, augmentation: augmentation,
+                                    progress: ProgressLine("decoding images", unit: "images").update)
         tensor = batch.tensor
         files = batch.files
         allFiles = folder.files

@@ -19,6 +19,8 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup(title: "Images")
     var images: ImageOptions
 
+    @OptionGroup var progress: ProgressOptions
+
     @Option(help: "Samples per forward pass.")
     var batch: Int = 16
 
@@ -29,6 +31,7 @@ struct VerifyCommand: ParsableCommand {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
         Interruption.install()
         if json { JSONOutput.reserveStandardOutput() }
+        progress.apply()
         guard model.hasSuffix(".rapq") else {
             throw ValidationError("verify reads the tool's .rapq format; quantize with `-o MODEL.rapq` (or `--format rapq`) and verify that file")
         }

@@ -25,6 +25,18 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertEqual(batch.files, images.files)
     }
 
+    /// Progress is told after each group of 64 images, ending at the total; the images and their order
+    /// do not depend on the grouping.
+    func testLoadReportsProgressInGroups() throws {
+        let names = (0..<70).map { String(format: "img%02d.png", $0) }
+        try Fixtures.copy(names.map { ("rgb.png", $0) }, into: folder)
+        var reports: [[Int]] = []
+        let batch = try ImageFolder(contentsOf: folder).load(Preprocessing(resize: 8, crop: 8)) { reports.append([$0, $1]) }
+        XCTAssertEqual(reports, [[64, 70], [70, 70]])
+        XCTAssertEqual(batch.files, names)
+        XCTAssertEqual(batch.tensor.shape, [70, 3, 8, 8])
+    }
+
     func testLabelFileByPathAndByName() throws {
         try Fixtures.copy([("rgb.png", "one.png"), ("rgb.jpg", "sub/two.jpg")], into: folder)
         let labels = folder.appendingPathComponent("labels.csv")

@@ -93,6 +93,20 @@ final class JSONOutputTests: XCTestCase {
         XCTAssertEqual(unsupported[0]["nodes"] as? [String], ["a", "b"])
     }
 
+    /// --quiet leaves the results and drops the progress and status lines.
+    func testQuiet() throws {
+        let out = scratch.appendingPathComponent("q.rapq").path
+        let arguments = ["quantize", model("fmnist-resnet.onnx"), "--calib", model("fmnist-calib-256.npy"), "--method", "pot-mse", "-o", out]
+        let loud = try run(arguments)
+        XCTAssertEqual(loud.status, 0, loud.stderr)
+        XCTAssertTrue(loud.stdout.contains("calibrating"), loud.stdout)
+        try FileManager.default.removeItem(atPath: out)
+        let quiet = try run(arguments + ["--quiet"])
+        XCTAssertEqual(quiet.status, 0, quiet.stderr)
+        XCTAssertFalse(quiet.stdout.contains("calibrating") || quiet.stdout.contains("preparing"), quiet.stdout)
+        XCTAssertTrue(quiet.stdout.contains("wrote \(out)"), quiet.stdout)
+    }
+
     /// quantize, verify and eval: the documents agree with the files written and with the text forms.
     func testQuantizeVerifyEval() throws {
         let out = scratch.appendingPathComponent("m.rapq").path

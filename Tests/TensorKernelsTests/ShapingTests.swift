@@ -2,6 +2,17 @@ import XCTest
 import TensorKernels
 
 final class ShapingTests: XCTestCase {
+    /// mapBatches tells the samples done after each batch, and concatenates the batches' results in order.
+    func testMapBatchesReportsProgress() {
+        let x = Tensor(shape: [7, 2], data: (0..<14).map(Float.init))
+        var reports: [[Int]] = []
+        let y = x.mapBatches(of: 3, progress: { reports.append([$0, $1]) }) { batch in
+            Tensor(shape: batch.shape, data: batch.data.map { $0 * 2 })
+        }
+        XCTAssertEqual(reports, [[3, 7], [6, 7], [7, 7]])
+        XCTAssertEqual(y.data, (0..<14).map { Float($0 * 2) })
+    }
+
     func testConcatAndBackward() {
         var rng = SeededGenerator(seed: 30)
         for axis in 0..<4 {

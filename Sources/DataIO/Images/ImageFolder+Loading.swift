@@ -10,27 +10,36 @@ extension ImageFolder {
     /// reported for the first bad file in sorted order, so the outcome does not depend on threads.
     ///
     /// With `augmentation`, each image's row is followed by `copies` rows of random resized crops (named
-    /// "FILE#augmented-k" in `files`); the crops have the preprocessing's crop size.
-    public func load(_ preprocessing: Preprocessing, skipBadImages: Bool = false, augmentation: Augmentation? = nil) throws -> ImageBatch {
+    /// "FILE#augmented-k" in `files`); the crops have the preprocessing's crop size. `progress` is told the
+    /// images decoded and the total after each group of images.
+    public func load(_ preprocessing: Preprocessing, skipBadImages: Bool = false, augmentation: Augmentation? = nil,
+                     progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> ImageBatch {
         try preprocessing.validate()
         if let augmentation, augmentation.crop.size != preprocessing.crop {
             throw ImageError.invalidPreprocessing(reason: "augmented crops of \(augmentation.crop.size) pixels need a centre crop of the same size (--crop)")
         }
         var results = [Result<[RGBImage], Error>?](repeating: nil, count: files.count)
-        results.withUnsafeMutableBufferPointer { slots in
-            Parallel.forEach(files.count) { i in
-                slots[i] = Result {
-                    let path = url(of: files[i]).path
-                    let decoded = try ImageDecoder.decode(contentsOf: url(of: files[i]))
-                    var images = [try preprocessing.geometry(decoded, path: path)]
-                    if let augmentation {
-                        var generator = SeededGenerator(seed: augmentation.seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
-                        let source = preprocessing.channels == .gray ? decoded.gray() : decoded
-                        for _ in 0..<augmentation.copies { images.append(augmentation.crop.apply(to: source, using: &generator)) }
+        // Groups of images decode in parallel, so that progress can be told between groups.
+        let group = 64
+        for start in stride(from: 0, to: files.count, by: group) {
+            let end = Swift.min(files.count, start + group)
+            results.withUnsafeMutableBufferPointer { slots in
+                Parallel.forEach(end - start) { k in
+                    let i = start + k
+                    slots[i] = Result {
+                        let path = url(of: files[i]).path
+                        let decoded = try ImageDecoder.decode(contentsOf: url(of: files[i]))
+                        var images = [try preprocessing.geometry(decoded, path: path)]
+                        if let augmentation {
+                            var generator = SeededGenerator(seed: augmentation.seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+                            let source = preprocessing.channels == .gray ? decoded.gray() : decoded
+                            for _ in 0..<augmentation.copies { images.append(augmentation.crop.apply(to: source, using: &generator)) }
+                        }
+                        return images
                     }
-                    return images
                 }
             }
+            progress?(end, files.count)
         }
         var kept: [(file: String, image: RGBImage)] = [], skipped: [(file: String, reason: String)] = []
         for (file, result) in zip(files, results) {

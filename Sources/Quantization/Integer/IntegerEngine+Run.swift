@@ -8,11 +8,12 @@ extension IntegerEngine {
         try execute(input, recordSites: true)
     }
 
-    /// The logits over `input`, in slices of `batchSize` (site codes are not kept).
-    public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
+    /// The logits over `input`, in slices of `batchSize` (site codes are not kept); `progress` is told the
+    /// samples done and the total after each slice.
+    public func predict(_ input: Tensor, batchSize: Int = 32, progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Tensor {
         guard input.rank >= 1 else { throw IntegerEngineError.inputShapeMismatch(expected: network.graph.inputs[0].dimensions, got: input.shape) }
         try checkInput(input, of: network.graph, batchSize: batchSize)
-        return try input.mapBatches(of: batchSize) { try execute($0, recordSites: false).logits }
+        return try input.mapBatches(of: batchSize, progress: progress) { try execute($0, recordSites: false).logits }
     }
 
     func execute(_ input: Tensor, recordSites: Bool) throws -> IntegerRun {

@@ -23,10 +23,11 @@ public struct Simulation: Sendable {
         }
     }
 
-    /// The network's first output over `input`, in slices of `batchSize`.
-    public func predict(_ input: Tensor, batchSize: Int = 32) throws -> Tensor {
+    /// The network's first output over `input`, in slices of `batchSize`; `progress` is told the samples
+    /// done and the total after each slice.
+    public func predict(_ input: Tensor, batchSize: Int = 32, progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Tensor {
         try checkInput(input, of: network.graph, batchSize: batchSize)
         let name = network.graph.outputs[0].name
-        return try input.mapBatches(of: batchSize) { batch in try batch.concurrentMapSlices { try run($0)[name]! } }
+        return try input.mapBatches(of: batchSize, progress: progress) { batch in try batch.concurrentMapSlices { try run($0)[name]! } }
     }
 }
