@@ -3,13 +3,15 @@
 
 Weights are random but seeded (pretrained weights download at run time and fail here), and every
 BatchNorm gets non-trivial statistics and affine parameters, so that folding and calibration see
-realistic per-channel spreads. Each model is written in four variants:
+realistic per-channel spreads. Each model is written in five variants (--variants picks some):
 
   NAME.onnx          dynamic batch (dynamic_axes on the input and output), BatchNorm kept
   NAME.b1.onnx       fixed batch 1, as torch.onnx.export writes without dynamic_axes
   NAME.folded.onnx   dynamic batch, constant folding on (the exporter folds BatchNorm into Conv
                      and de-duplicates equal initializers through Identity nodes)
   NAME.op13.onnx     dynamic batch at opset 13 (LayerNormalization written as its decomposition)
+  NAME.dynamo.onnx   torch.onnx.export(dynamo=True), the default since PyTorch 2.9 (needs onnxscript):
+                     opset 18+, batch 1, BatchNorm folded by the exporter's optimizer
 
 plus NAME-input.npy (64 calibration samples) and NAME-eval.npy (100 evaluation samples), seeded
 standard-normal images shaped like the model's input.
@@ -49,6 +51,16 @@ def build(name: str, seed: int) -> torch.nn.Module:
     return model.eval()
 
 
+VARIANTS = ["onnx", "b1.onnx", "folded.onnx", "op13.onnx", "dynamo.onnx"]
+
+
+def export_dynamo(model, x, path):
+    """torch.onnx.export's default since PyTorch 2.9 (torch.export, onnxscript): opset 18 or later, fixed batch."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), path, dynamo=True, input_names=["input"], output_names=["logits"])
+
+
 def export(model, x, path, opset, dynamic, fold):
     kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=opset, do_constant_folding=fold)
     if dynamic:
@@ -70,6 +82,7 @@ def main():
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="*", default=MODELS)
+    parser.add_argument("--variants", nargs="*", default=VARIANTS, choices=VARIANTS)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(2)
@@ -77,12 +90,16 @@ def main():
         model = build(name, args.seed + index)
         x = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(7))
         base = os.path.join(args.out, name)
-        export(model, x, base + ".onnx", args.opset, dynamic=True, fold=False)
-        export(model, x, base + ".b1.onnx", args.opset, dynamic=False, fold=False)
-        export(model, x, base + ".folded.onnx", args.opset, dynamic=True, fold=True)
-        if args.opset != 13:
+        exports = {
+            "onnx": lambda path: export(model, x, path, args.opset, dynamic=True, fold=False),
+            "b1.onnx": lambda path: export(model, x, path, args.opset, dynamic=False, fold=False),
+            "folded.onnx": lambda path: export(model, x, path, args.opset, dynamic=True, fold=True),
             # Opset 13 has no LayerNormalization: exporters write it as ReduceMean/Sub/Pow/Sqrt/Div.
-            export(model, x, base + ".op13.onnx", 13, dynamic=True, fold=False)
+            "op13.onnx": lambda path: export(model, x, path, 13, dynamic=True, fold=False),
+            "dynamo.onnx": lambda path: export_dynamo(model, x, path),
+        }
+        for variant in args.variants:
+            exports[variant](base + "." + variant)
         rng = np.random.default_rng(args.seed + 100 + index)
         shape = (3, args.size, args.size)
         np.save(base + "-input.npy", rng.standard_normal((64,) + shape).astype(np.float32))

@@ -51,6 +51,7 @@ PREFIXES = {
     "test_sigmoid": "Sigmoid",
     "test_hardsigmoid": "HardSigmoid",
     "test_hardswish": "HardSwish",
+    "test_split": "Split",
 }
 
 FLOAT, INT64 = 1, 7

@@ -224,6 +224,61 @@ extension GraphConverter {
         return result
     }
 
+    /// Split along one axis into consecutive parts, one Slice node per output. The part sizes come from the
+    /// `split` input (opset 13 on) or attribute (before 13), from `num_outputs` (opset 18: parts of
+    /// ⌈extent / n⌉, the last one smaller), or else are equal, one per output.
+    mutating func splitNodes(_ node: Onnx_NodeProto, name: String) throws -> [Node] {
+        let op = node.opType
+        guard (1...2).contains(node.input.count), !node.input[0].isEmpty, !node.output.isEmpty else {
+            throw ONNXError.wrongArity(node: name, op: op, detail: "expected data, optional split sizes, and at least one output")
+        }
+        let reader = try AttributeReader(node, name: name, allowed: ["axis", "split", "num_outputs"])
+        let shapes = Self.batchProbes.indices.map { shape(of: node.input[0], probe: $0) }
+        guard let first = shapes[0], let second = shapes[1] else {
+            throw ONNXError.cannotFold(node: name, op: op, reason: "the shape of its input '\(node.input[0])' is not known at import")
+        }
+        let given = try reader.int("axis", default: 0)
+        let axis = given < 0 ? given + first.count : given
+        guard (0..<first.count).contains(axis) else {
+            throw reader.unsupported("axis", value: "\(given)", "is out of range for rank \(first.count)")
+        }
+        guard first[axis] == second[axis] else {
+            throw ONNXError.batchDependent(node: name, op: op, reason: "it splits axis \(axis), which follows the batch")
+        }
+        let extent = first[axis], parts = node.output.count
+        let sizes: [Int]
+        if node.input.count == 2, !node.input[1].isEmpty {
+            let known = try constantOperand(node.input[1], node: name, op: op, role: "split sizes")
+            guard !known.isFloat, known.elements.allSatisfy({ $0 >= 0 && $0 <= Double(Int32.max) }) else {
+                throw ONNXError.cannotFold(node: name, op: op, reason: "its split sizes must be non-negative integers")
+            }
+            sizes = known.integers
+        } else if let listed = try reader.ints("split") {
+            sizes = listed
+        } else if reader.has("num_outputs") {
+            let n = try reader.int("num_outputs", default: parts)
+            guard n == parts else { throw reader.unsupported("num_outputs", value: "\(n)", "differs from the node's \(parts) outputs") }
+            let part = (extent + n - 1) / n
+            sizes = (0..<n).map { Swift.max(0, Swift.min(part, extent - $0 * part)) }
+        } else {
+            guard extent % parts == 0 else {
+                throw ONNXError.cannotFold(node: name, op: op, reason: "axis \(axis) has \(extent) entries, which do not split evenly into \(parts) outputs")
+            }
+            sizes = Array(repeating: extent / parts, count: parts)
+        }
+        guard sizes.count == parts, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == extent else {
+            throw ONNXError.cannotFold(node: name, op: op, reason: "its part sizes \(sizes) do not divide the \(extent) entries of axis \(axis) among \(parts) outputs")
+        }
+        let data = try dataInput(node.input[0])
+        var nodes: [Node] = [], start = 0
+        for (output, size) in zip(node.output, sizes) {
+            defer { start += size }
+            guard !output.isEmpty else { continue }
+            nodes.append(Node(name: "\(name)/\(output)", op: .slice(axis: axis, start: start, end: start + size), inputs: [data], outputs: [output]))
+        }
+        return nodes
+    }
+
     /// A Reshape target that gives, at every batch size, what `targets` (one per batch probe) give at the
     /// probes, for the input `input`.
     ///

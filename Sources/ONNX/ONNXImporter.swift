@@ -23,11 +23,12 @@ public enum ONNXImporter {
     /// an identity, `Sum` a chain of Adds, `ReduceMean` over H and W a global average pool, `Unsqueeze` and
     /// `Squeeze` reshapes, `Div` by a constant a product with its reciprocal). Shape arithmetic is evaluated at
     /// import (`foldOnlyOperators`). The patterns exporters write for GELU and for channels-last layers between
-    /// Transposes (ConvNeXt) are rewritten into IR nodes after conversion (`GraphConverter+Rewrites.swift`).
+    /// Transposes (ConvNeXt) are rewritten into IR nodes after conversion (`GraphRewrites.swift`); LayerNormalization
+    /// written out before opset 17 is fused before it (`LayerNormDecomposition.swift`).
     public static let supportedOperators: [String] = [
         "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
         "Div", "Dropout", "Erf", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
-        "LayerNormalization", "LRN", "MatMul", "MaxPool", "Mul", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Sub", "Sum",
+        "LayerNormalization", "LRN", "MatMul", "MaxPool", "Mul", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Sum",
         "Transpose", "Unsqueeze",
     ]
 
@@ -678,6 +679,8 @@ struct GraphConverter {
             return result
         case "Slice":
             return try sliceNodes(node, name: name)
+        case "Split":
+            return try splitNodes(node, name: name)
         case "LRN":
             try arity(inputs: 1...1)
             let reader = try AttributeReader(node, name: name, allowed: ["alpha", "beta", "bias", "size"])

@@ -66,10 +66,15 @@ public struct CheckpointStore: Sendable {
         var networkCRC32: UInt32
         var stateCRC32: UInt32 = 0
 
-        /// The CRC-32 of every other field: `format|fingerprint|phase|completedUnits|networkCRC32`.
         var computedCRC32: UInt32 {
-            CRC32.checksum(Data("\(format)|\(fingerprint)|\(position.phase)|\(position.completedUnits)|\(networkCRC32)".utf8))
+            CheckpointStore.stateChecksum(format: format, fingerprint: fingerprint, position: position, networkCRC32: networkCRC32)
         }
+    }
+
+    /// The `stateCRC32` of a `state.json` with these fields: the CRC-32 of
+    /// `format|fingerprint|phase|completedUnits|networkCRC32`.
+    public static func stateChecksum(format: Int, fingerprint: String, position: ReconstructionPosition, networkCRC32: UInt32) -> UInt32 {
+        CRC32.checksum(Data("\(format)|\(fingerprint)|\(position.phase)|\(position.completedUnits)|\(networkCRC32)".utf8))
     }
 
     /// A store in `folder` for a run with the given fingerprint. With `create`, the folder is created if

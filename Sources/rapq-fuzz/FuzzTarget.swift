@@ -1,34 +1,117 @@
 import Foundation
 import RAPQ
 
-/// One fuzz input through the readers a user's files reach. The first byte chooses the format (0: ONNX,
-/// 1: `.npy`, 2: `.rapq`, 3: a `.rapq` manifest, wrapped with valid checksums around the payload of
-/// `ManifestFuzzing.reference`, so that mutations reach the manifest's checks and the engines instead of
-/// failing the checksum), the rest is the file. A reader must throw or succeed; what it accepts must then
-/// pass through shape inference, the FP32 executor (on a small zero input), the static checks and the
-/// engines without trapping. Any crash is a finding.
-func fuzzOne(_ data: Data) {
-    guard let selector = data.first else { return }
-    let body = Data(data.dropFirst())
-    switch selector % 4 {
-    case 0:
-        guard let graph = try? ONNXImporter.load(data: body, externalDataDirectory: nil) else { return }
-        guard let shapes = try? inferShapes(of: graph, batch: 1) else { return }
+/// The readers a user's files reach, one fuzz target each. `RAPQ_FUZZ_TARGET` names the target every
+/// input goes to; without it (or with `all`) the first byte of an input chooses one (its value modulo 5, in
+/// the order below) and the rest is the file.
+enum FuzzTarget: String, CaseIterable {
+    /// An ONNX model: importer, shape inference, and the FP32 executor on small models.
+    case onnx
+    /// A `.npy` array.
+    case npy
+    /// A `.rapq` file: its reader, the static checks, the simulation and the integer engine.
+    case rapq
+    /// A `.rapq` manifest, wrapped with valid checksums around the payload of `ManifestFuzzing.reference`, so
+    /// that mutations reach the manifest's checks and the engines instead of failing the checksum.
+    case manifest
+    /// A checkpoint's `state.json` beside the reference network; tried as it is and with its checksum
+    /// recomputed, so that mutated positions, phases and fingerprints reach the consistency checks.
+    case checkpoint
+
+    /// The target `RAPQ_FUZZ_TARGET` names (nil for all).
+    static let chosen: FuzzTarget? = ProcessInfo.processInfo.environment["RAPQ_FUZZ_TARGET"].flatMap(FuzzTarget.init(rawValue:))
+}
+
+/// One fuzz input through its reader. A reader must throw or succeed; what it accepts must then pass through
+/// the rest of the pipeline without trapping. Any crash is a finding. Returns whether the reader accepted it.
+@discardableResult
+func fuzzOne(_ data: Data) -> Bool {
+    let target: FuzzTarget, body: Data
+    if let chosen = FuzzTarget.chosen {
+        (target, body) = (chosen, data)
+    } else {
+        guard let selector = data.first else { return false }
+        (target, body) = (FuzzTarget.allCases[Int(selector) % FuzzTarget.allCases.count], Data(data.dropFirst()))
+    }
+    switch target {
+    case .onnx:
+        guard let graph = try? ONNXImporter.load(data: body, externalDataDirectory: nil) else { return false }
+        guard let shapes = try? inferShapes(of: graph, batch: 1) else { return true }
         // Run only models that are cheap to run, so the fuzzer keeps its pace.
         let cost = graph.nodes.map { LayerCost(node: $0, graph: graph, shapes: shapes).multiplyAccumulates }.reduce(0) { $0.addingReportingOverflow($1).overflow ? .max : $0 + $1 }
         guard cost < 1 << 22, shapes.values.allSatisfy({ $0.reduce(1, *) < 1 << 18 }), let input = graph.inputs.first,
-              let shape = shapes[input.name], let model = try? FloatModel(graph: graph) else { return }
+              let shape = shapes[input.name], let model = try? FloatModel(graph: graph) else { return true }
         _ = try? model.predict(Tensor(shape: shape, repeating: 0.5), batchSize: 1)
-    case 1:
-        _ = try? NumpyFile.tensor(from: body, path: "fuzz.npy")
-    default:
-        guard let network = try? RAPQFile.decode(selector % 4 == 2 ? body : ManifestFuzzing.file(manifest: body)) else { return }
-        _ = staticChecks(of: network)
-        guard let input = network.graph.inputs.first, let shapes = try? inferShapes(of: network.graph, batch: 1),
-              shapes.values.allSatisfy({ $0.reduce(1, *) < 1 << 18 }), let shape = shapes[input.name] else { return }
-        let x = Tensor(shape: shape, repeating: 0.25)
-        _ = try? Simulation(network).predict(x, batchSize: 1)
-        _ = try? IntegerEngine(network).predict(x, batchSize: 1)
+        return true
+    case .npy:
+        return (try? NumpyFile.tensor(from: body, path: "fuzz.npy")) != nil
+    case .rapq, .manifest:
+        guard let network = try? RAPQFile.decode(target == .rapq ? body : ManifestFuzzing.file(manifest: body)) else { return false }
+        run(network)
+        return true
+    case .checkpoint:
+        var accepted = false
+        for state in [body, CheckpointFuzzing.sealed(body)].compactMap({ $0 }) {
+            if let network = CheckpointFuzzing.load(state: state) { run(network); accepted = true }
+        }
+        return accepted
+    }
+}
+
+/// The static checks and both engines on a small input, for networks small enough to keep the pace.
+private func run(_ network: QuantizedNetwork) {
+    _ = staticChecks(of: network)
+    guard let input = network.graph.inputs.first, let shapes = try? inferShapes(of: network.graph, batch: 1),
+          shapes.values.allSatisfy({ $0.reduce(1, *) < 1 << 18 }), let shape = shapes[input.name] else { return }
+    let x = Tensor(shape: shape, repeating: 0.25)
+    _ = try? Simulation(network).predict(x, batchSize: 1)
+    _ = try? IntegerEngine(network).predict(x, batchSize: 1)
+}
+
+/// Checkpoint folders for the fuzzer: `state.json` as fuzzed, `network.rapq` the reference network.
+enum CheckpointFuzzing {
+    static let fingerprint = "fuzz"
+    /// Units of the run the checkpoint is checked against.
+    static let units = 3
+
+    /// This process's folder, with the reference network written once.
+    static let folder: URL = {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-fuzz-checkpoint-\(getpid())")
+        try! FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try! ManifestFuzzing.reference.write(to: folder.appendingPathComponent("network.rapq"))
+        return folder
+    }()
+
+    /// A valid state: the reference network after one unit of the weight phase (the checkpoint seed).
+    static var seed: Data {
+        let position = ReconstructionPosition(phase: "weights", completedUnits: 1)
+        let networkCRC = CRC32.checksum(ManifestFuzzing.reference)
+        let state: [String: Any] = [
+            "format": CheckpointStore.format, "fingerprint": fingerprint,
+            "position": ["phase": position.phase, "completedUnits": position.completedUnits],
+            "networkCRC32": networkCRC,
+            "stateCRC32": CheckpointStore.stateChecksum(format: CheckpointStore.format, fingerprint: fingerprint, position: position, networkCRC32: networkCRC),
+        ]
+        return try! JSONSerialization.data(withJSONObject: state, options: [.sortedKeys])
+    }
+
+    /// `state` with its `stateCRC32` recomputed from its other fields, when they have the right types.
+    static func sealed(_ state: Data) -> Data? {
+        guard var object = (try? JSONSerialization.jsonObject(with: state)) as? [String: Any],
+              let format = object["format"] as? Int, let fingerprint = object["fingerprint"] as? String,
+              let position = object["position"] as? [String: Any], let phase = position["phase"] as? String,
+              let completed = position["completedUnits"] as? Int, let crc = object["networkCRC32"] as? Int,
+              let networkCRC = UInt32(exactly: crc) else { return nil }
+        object["stateCRC32"] = CheckpointStore.stateChecksum(format: format, fingerprint: fingerprint,
+                                                             position: ReconstructionPosition(phase: phase, completedUnits: completed), networkCRC32: networkCRC)
+        return try? JSONSerialization.data(withJSONObject: object)
+    }
+
+    /// The network a resume from `state` would continue with, if the store accepts it.
+    static func load(state: Data) -> QuantizedNetwork? {
+        guard (try? state.write(to: folder.appendingPathComponent("state.json"))) != nil,
+              let store = try? CheckpointStore(folder: folder, fingerprint: fingerprint, create: false) else { return nil }
+        return (try? store.load(units: units))?.network
     }
 }
 
@@ -55,7 +138,7 @@ enum ManifestFuzzing {
         return try! RAPQFile.encode(network)
     }()
 
-    /// The reference file's manifest (a seed for selector 3).
+    /// The reference file's manifest (the manifest seed).
     static var manifest: Data {
         let length = (12..<20).reduce(0) { $0 | Int(reference[$1]) << (8 * ($1 - 12)) }
         return reference.subdata(in: 24..<24 + length)
@@ -91,6 +174,7 @@ func runFuzzerDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePo
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     // Built before the first input, so the leak checker does not count this one-time value as a leak.
     _ = ManifestFuzzing.reference
+    _ = CheckpointFuzzing.folder
     var count = argc
     var arguments = argv
     return runFuzzerDriver(&count, &arguments) { fuzzerTestOneInput($0, $1) }
@@ -100,15 +184,18 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
 @main
 enum FuzzReplay {
     static func main() throws {
-        // `--manifest-seed FILE` writes the seed of selector 3 for fuzz/run.sh.
-        if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--manifest-seed" {
-            try (Data([3]) + ManifestFuzzing.manifest).write(to: URL(fileURLWithPath: CommandLine.arguments[2]))
+        // `--seeds DIR` writes the seeds fuzz/run.sh cannot copy from files: the manifest and the checkpoint state.
+        if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--seeds" {
+            let folder = URL(fileURLWithPath: CommandLine.arguments[2])
+            try ManifestFuzzing.manifest.write(to: folder.appendingPathComponent("manifest-reference"))
+            try CheckpointFuzzing.seed.write(to: folder.appendingPathComponent("checkpoint-state"))
             return
         }
-        for path in CommandLine.arguments.dropFirst() {
-            fuzzOne(try Data(contentsOf: URL(fileURLWithPath: path)))
+        var accepted = 0
+        for path in CommandLine.arguments.dropFirst() where fuzzOne(try Data(contentsOf: URL(fileURLWithPath: path))) {
+            accepted += 1
         }
-        print("replayed \(CommandLine.arguments.count - 1) inputs without a crash")
+        print("replayed \(CommandLine.arguments.count - 1) inputs without a crash (\(accepted) accepted by their reader)")
     }
 }
 #endif

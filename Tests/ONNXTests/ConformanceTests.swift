@@ -10,7 +10,7 @@ import XCTest
 /// Every case directory is either run and compared (rtol 1e-4, atol 1e-5) or listed in
 /// `expectedUnsupported` with the reason; a case in neither place fails `testEveryCaseIsClassified`.
 ///
-/// The node tests pass constant operands (Clip's `min`/`max`, Reshape's `shape`) as graph inputs with their
+/// The node tests pass constant operands (Clip's `min`/`max`, Reshape's `shape`, Split's `split`) as graph inputs with their
 /// values in `test_data_set_0`. RAPQ needs those as constants, as exporters write them, so the harness moves
 /// such inputs into the initializers, with the values from the test data, before importing. Nothing else of
 /// the model is changed.
@@ -111,7 +111,7 @@ final class ConformanceTests: XCTestCase {
         // Graph inputs in the positions the IR needs as constants.
         var constantOperands = Set<String>()
         for node in model.graph.node {
-            let positions: [Int] = node.opType == "Clip" ? [1, 2] : node.opType == "Reshape" ? [1] : []
+            let positions: [Int] = node.opType == "Clip" ? [1, 2] : ["Reshape", "Split"].contains(node.opType) ? [1] : []
             for i in positions where i < node.input.count && !node.input[i].isEmpty { constantOperands.insert(node.input[i]) }
         }
         let initializerNames = Set(model.graph.initializer.map(\.name))
