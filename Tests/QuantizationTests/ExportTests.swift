@@ -263,6 +263,18 @@ final class ExportTests: XCTestCase {
         var unknownLayer = manifest
         unknownLayer.layers[0].node = "nowhere"
         expect(try Self.replacingManifest(of: data, with: unknownLayer), "layer without node") { if case .corruptedManifest = $0 { return true }; return false }
+        // Edited to run (partly) in float while claiming to be quantized: no activation quantizers, or a layer
+        // dropped from the manifest (its weights are then missing from the graph).
+        var noActivations = manifest
+        noActivations.activations = []
+        expect(try Self.replacingManifest(of: data, with: noActivations), "no activation quantizers") {
+            if case .corruptedManifest(let reason) = $0 { return reason.contains("has no activation quantizer") }; return false
+        }
+        var droppedLayer = manifest
+        droppedLayer.layers.removeLast()
+        expect(try Self.replacingManifest(of: data, with: droppedLayer), "a layer dropped") {
+            if case .corruptedPayload(let reason) = $0 { return reason.contains("project.w") }; return false
+        }
         XCTAssertNoThrow(try RAPQFile.decode(try Self.replacingManifest(of: data, with: manifest)), "the rewriting helper itself is faithful")
 
         // A network whose codes leave their grid cannot be written.

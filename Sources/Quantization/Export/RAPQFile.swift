@@ -238,11 +238,24 @@ public enum RAPQFile {
         }
     }
 
-    /// The checks of `checkQuantizers` that need the graph: biases within int32 at input scale x weight
-    /// scale, and every shape (the weights' included) one the graph runs.
+    /// The checks of `checkQuantizers` that need the graph: every layer's input quantized and every
+    /// Conv/Gemm/MatMul with a constant weight a quantized layer (the simulation would otherwise run it in
+    /// float and report float accuracy as the quantized model's), biases within int32 at input scale x
+    /// weight scale, and every shape (the weights' included) one the graph runs.
     static func checkAgainstGraph(_ network: QuantizedNetwork) throws {
+        for node in network.graph.nodes where network.layers[node.name] == nil && node.inputs.count >= 2 {
+            switch node.op {
+            case .conv, .gemm, .matMul:
+                guard network.graph.initializers[node.inputs[1]] == nil else {
+                    throw ModelFileError.corruptedManifest(reason: "node '\(node.name)' (\(node.op.onnxName)) has constant weights but no quantized layer; rapq quantizes every such layer (was the manifest edited?)")
+                }
+            default: break
+            }
+        }
         for (name, layer) in network.layers.sorted(by: { $0.key < $1.key }) {
-            guard let input = network.activationQuantizer(for: layer.input)?.scales.first else { continue }
+            guard let input = network.activationQuantizer(for: layer.input)?.scales.first else {
+                throw ModelFileError.corruptedManifest(reason: "layer '\(name)' reads '\(layer.input)', which has no activation quantizer; rapq quantizes every layer's input (was the manifest edited?)")
+            }
             for (c, b) in layer.bias.enumerated() where abs(Double(b) / (Double(input) * Double(layer.weight.scales[c]))) > Double(Int32.max) {
                 throw ModelFileError.corruptedManifest(reason: "layer '\(name)''s bias \(b) at channel \(c) does not fit int32 at its scale")
             }
