@@ -3,7 +3,8 @@
 ///     mean = ReduceMean(x, axes)        d = Sub(x, mean)          v = ReduceMean(Pow(d, 2), axes)
 ///     y = Div(d, Sqrt(Add(v, ε)))       out = Add(Mul(y, γ), β)
 ///
-/// (the squares also as `Mul(d, d)`, the constants on either side of the commutative nodes, β optional).
+/// (the squares also as `Mul(d, d)`, the constants on either side of the commutative nodes, β optional; the
+/// constants may be initializers, Constant nodes, or Identity nodes of either).
 /// This pass finds such chains in the file's nodes and replaces each with one `LayerNormalization` node
 /// before conversion, so that the rest of the importer, the channels-last rewrite and the engines see one
 /// operation. Only chains over trailing axes given as negative numbers (`[-1]`, `[-2, -1]`, …) match: a
@@ -16,6 +17,14 @@ enum LayerNormDecomposition {
         for tensor in graph.initializer { values[tensor.name] = tensor }
         for node in graph.node where node.opType == "Constant" && node.output.count == 1 {
             if let attribute = node.attribute.first(where: { $0.name == "value" }), attribute.hasT { values[node.output[0]] = attribute.t }
+        }
+        // Exporters share equal parameters through Identity nodes on constants: those outputs are constants too.
+        var grew = true
+        while grew {
+            grew = false
+            for node in graph.node where node.opType == "Identity" && node.input.count == 1 && node.output.count == 1 {
+                if values[node.output[0]] == nil, let value = values[node.input[0]] { values[node.output[0]] = value; grew = true }
+            }
         }
         let chains = Matcher(graph, constants: values)
         var removed = Set<Int>()

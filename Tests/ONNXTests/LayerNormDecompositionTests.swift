@@ -58,9 +58,13 @@ final class LayerNormDecompositionTests: XCTestCase {
 
     func testDecompositionsImportAsOneLayerNormalization() throws {
         let x = Tensor(shape: [2, 3, 4], data: (0..<24).map { Float(($0 * 7) % 11) - 4.5 + Float($0) / 10 })
+        // γ shared through an Identity node, as exporters de-duplicate equal parameters.
+        var shared = decomposed()
+        shared.graph.node[7].input = ["n", "gamma_shared"]
+        shared.graph.node.insert(B.node("Identity", ["gamma"], ["gamma_shared"], name: "share"), at: 0)
         let cases: [(String, Onnx_ModelProto, Bool)] = [
             ("Pow", decomposed(), true), ("Mul", decomposed(square: "Mul"), true), ("no beta", decomposed(beta: false), false),
-            ("opset 18 axes input", decomposed(axesAsInput: true), true),
+            ("opset 18 axes input", decomposed(axesAsInput: true), true), ("γ through Identity", shared, true),
         ]
         for (label, model, beta) in cases {
             let graph = try ONNXImporter.load(data: B.bytes(model), externalDataDirectory: nil)
