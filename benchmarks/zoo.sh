@@ -13,14 +13,14 @@ set -uo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 ZOO=assets/zoo
-VARIANTS="${ZOO_VARIANTS:-onnx b1.onnx folded.onnx op13.onnx}"
+VARIANTS="${ZOO_VARIANTS:-onnx b1.onnx folded.onnx op13.onnx dynamo.onnx}"
 ITERS="${ZOO_RAPQ_ITERS:-0}"
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(resnet18 resnet50 mobilenet_v2 mobilenet_v3_small mobilenet_v3_large efficientnet_b0
                                     shufflenet_v2_x1_0 squeezenet1_1 densenet121 googlenet regnet_x_400mf mnasnet0_5 vgg11_bn convnext_tiny)
 if [ ! -f "$ZOO/${models[0]}.onnx" ]; then
   WITH_TORCH=1 tools/setup_venv.sh >&2
-  "$PY" -m pip install -q --disable-pip-version-check torchvision >&2
+  "$PY" -m pip install -q --disable-pip-version-check torchvision onnxscript >&2
   "$PY" tools/export_torchvision_zoo.py --out "$ZOO" --models "${models[@]}" >&2
 fi
 [ -n "${ZOO_NO_BUILD:-}" ] || build_release >/dev/null || exit 1
