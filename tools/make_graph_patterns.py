@@ -18,6 +18,8 @@ the input), for Tests/EndToEndTests/GraphPatternTests.swift:
   opset9            opset 9: Clip bounds and Unsqueeze axes as attributes, Sum of three tensors
   softmax_output    opset 11: the classifier ends in Softmax (Caffe2 and ONNX-zoo files)
   lrn               AlexNet/GoogLeNet (Caffe): LRN across channels after a Relu (no integer kernel: float only)
+  strided_view      PyTorch's dynamo export at batch 1 (ConvNeXt's head): ReduceMean keeping H and W, Reshape to
+                    [-1], and an as_strided view written as Gather of the flat tensor at 0..C-1 in shape [1, C, 1, 1]
   gap_logits        SqueezeNet's head: the logits are a global average of a 1x1 convolution's output
   convnext_block    ConvNeXt as torch exports it (opset 17): LayerNorm2d as Transpose/LayerNormalization/
                     Transpose, a block's MLP as MatMul by transposed weights on NHWC tensors with GELU written
@@ -283,12 +285,28 @@ def convnext_block(opset=17):
     return model(n, i, opset=opset)
 
 
+def strided_view():
+    n, i = [], [weight("w1", [8, 3, 3, 3]), vector("b1", 8), weight("fc_w", [5, 8]), vector("fc_b", 5),
+                numpy_helper.from_array(np.array([2, 3], np.int64), "hw"),
+                numpy_helper.from_array(np.array([-1], np.int64), "flat_shape"),
+                numpy_helper.from_array(np.arange(8, dtype=np.int64).reshape(1, 8, 1, 1), "view_indices"),
+                numpy_helper.from_array(np.array([1, 8], np.int64), "head_shape")]
+    n += [conv("x", "c1", "w1", "b1"), helper.make_node("Relu", ["c1"], ["r1"], name="r1"),
+          helper.make_node("ReduceMean", ["r1", "hw"], ["m"], name="mean", keepdims=1),
+          helper.make_node("Reshape", ["m", "flat_shape"], ["flat"], name="flatten_all"),
+          helper.make_node("Gather", ["flat", "view_indices"], ["view"], name="as_strided", axis=0),
+          helper.make_node("Reshape", ["view", "head_shape"], ["v2"], name="view_2d"),
+          helper.make_node("Gemm", ["v2", "fc_w", "fc_b"], ["logits"], name="fc", transB=1)]
+    return model(n, i, opset=18, batch=1)
+
+
 def convnext_block_opset13():
     return convnext_block(opset=13)
 
 
 PATTERNS = [se_block, hardswish_block, silu_block, inception, dense_bn, channel_shuffle, identity_bias,
-            batch1_reshape, reduce_mean, opset9, softmax_output, gap_logits, lrn, convnext_block, convnext_block_opset13]
+            batch1_reshape, reduce_mean, opset9, softmax_output, gap_logits, lrn, convnext_block, convnext_block_opset13,
+            strided_view]
 
 
 def main():

@@ -279,6 +279,40 @@ extension GraphConverter {
         return nodes
     }
 
+    /// A Gather on a run-time tensor that reads a view of it: PyTorch's dynamo exporter writes `as_strided`
+    /// (ConvNeXt's head) as Gather along axis 0 of the tensor flattened to one dimension, at the indices
+    /// 0, 1, ..., n - 1 laid out in the view's shape. At the export batch that is a Reshape to the indices'
+    /// shape; it becomes one whose leading entry follows the batch (the flat tensor holds a whole number of
+    /// samples at every batch and the view takes all of them at the export batch). Any other Gather of
+    /// run-time data is refused, naming the node.
+    mutating func gatherViewNode(_ node: Onnx_NodeProto, name: String) throws -> Node {
+        let op = node.opType
+        let refusal = "an input is computed at run time; RAPQ evaluates Gather only on constants and tensor shapes, "
+            + "or as a view (the consecutive positions of a flattened tensor)"
+        guard node.input.count == 2, node.output.count == 1, !node.input[0].isEmpty, !node.input[1].isEmpty else {
+            throw ONNXError.wrongArity(node: name, op: op, detail: "expected data, indices and one output")
+        }
+        let reader = try AttributeReader(node, name: name, allowed: ["axis"])
+        guard try reader.int("axis", default: 0) == 0, let indices = try knownValues(node.input[1]),
+              indices.allSatisfy({ $0 == indices[0] }), !indices[0].isFloat else {
+            throw ONNXError.cannotFold(node: name, op: op, reason: refusal)
+        }
+        let view = indices[0]
+        let shapes = Self.batchProbes.indices.map { shape(of: node.input[0], probe: $0) }
+        guard let exportBatch, exportBatch >= 1, let first = shapes[0], let second = shapes[1], first.count == 1, second.count == 1,
+              first[0] % Self.batchProbes[0] == 0, first[0] / Self.batchProbes[0] * Self.batchProbes[1] == second[0],
+              let leading = view.shape.first, leading == exportBatch, view.shape.count >= 1 else {
+            throw ONNXError.cannotFold(node: name, op: op, reason: refusal)
+        }
+        let perSample = first[0] / Self.batchProbes[0]
+        guard perSample > 0, view.elements.count == exportBatch * perSample,
+              view.elements.enumerated().allSatisfy({ Double($0.offset) == $0.element }) else {
+            throw ONNXError.cannotFold(node: name, op: op, reason: refusal)
+        }
+        return Node(name: name, op: .reshape(shape: [-1] + view.shape.dropFirst(), allowZero: false),
+                    inputs: [try dataInput(node.input[0])], outputs: [node.output[0]])
+    }
+
     /// A Reshape target that gives, at every batch size, what `targets` (one per batch probe) give at the
     /// probes, for the input `input`.
     ///

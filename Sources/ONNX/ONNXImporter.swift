@@ -33,7 +33,8 @@ public enum ONNXImporter {
     ]
 
     /// Operators the importer only evaluates on values it knows at import time (constants and tensor shapes),
-    /// never on run-time tensors.
+    /// never on run-time tensors; Gather of a run-time tensor is imported only as a view of it
+    /// (`gatherViewNode`).
     public static let foldOnlyOperators: Set<String> = ["Cast", "ConstantOfShape", "Gather", "Shape", "Sub"]
 
     /// Loads the model at `url`; external tensor data is looked up next to it.
@@ -681,6 +682,9 @@ struct GraphConverter {
             return try sliceNodes(node, name: name)
         case "Split":
             return try splitNodes(node, name: name)
+        case "Gather":
+            // Gathers on constants and shapes were folded before; on a run-time tensor only a view is imported.
+            return [try gatherViewNode(node, name: name)]
         case "LRN":
             try arity(inputs: 1...1)
             let reader = try AttributeReader(node, name: name, allowed: ["alpha", "beta", "bias", "size"])

@@ -68,6 +68,7 @@ final class GraphPatternTests: XCTestCase {
     func testConvNeXtBlock() throws { try check("convnext_block") }
     func testConvNeXtBlockAt4Bits() throws { try check("convnext_block", bits: (4, 4)) }
     func testConvNeXtBlockWithLayerNormDecomposedAtOpset13() throws { try check("convnext_block_opset13") }
+    func testStridedViewOfBatchOneExportRunsAnyBatch() throws { try check("strided_view") }
 
     /// The ConvNeXt pattern imports as NCHW layers: no Transpose, MatMul, Erf or layer-scale Mul is left,
     /// the MLP is two 1x1 convolutions with their biases, GELU is one node, the three LayerNorms normalize

@@ -193,6 +193,28 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(error!.description.contains("dynamic_axes"), error!.description)
     }
 
+    /// A Gather of run-time data imports only as a view (the positions 0..n-1 of the flattened tensor, the
+    /// export batch first); reversed positions or another axis are refused, naming the node.
+    func testGatherOfRunTimeDataOtherThanAViewIsRefused() throws {
+        func gatherModel(_ positions: [Int64], axis: Int64, indexDims: [Int64]) -> Onnx_ModelProto {
+            var flat = Onnx_TensorProto(), indices = Onnx_TensorProto()
+            flat.name = "flat_shape"; flat.dataType = 7; flat.dims = [1]; flat.int64Data = [-1]
+            indices.name = "positions"; indices.dataType = 7; indices.dims = indexDims; indices.int64Data = positions
+            return B.model(
+                nodes: [B.node("Reshape", ["x", "flat_shape"], ["f"], name: "flatten"),
+                        B.node("Gather", ["f", "positions"], ["y"], name: "pick", attributes: [B.int("axis", axis)])],
+                inputs: [B.value("x", [1, 4, 1, 1])], outputs: [B.value("y", [1, 4, 1, 1])], initializers: [flat, indices])
+        }
+        let graph = try ONNXImporter.load(data: try B.bytes(gatherModel([0, 1, 2, 3], axis: 0, indexDims: [1, 4, 1, 1])),
+                                          externalDataDirectory: nil)
+        XCTAssertEqual(graph.nodes.last?.op, .reshape(shape: [-1, 4, 1, 1], allowZero: false), "the view follows the batch")
+        for (positions, axis) in [([3, 2, 1, 0] as [Int64], Int64(0)), ([0, 1, 2, 3], 1)] {
+            let error = try importError(gatherModel(positions, axis: axis, indexDims: [1, 4, 1, 1]))
+            guard case .cannotFold(node: "pick", op: "Gather", _)? = error else { return XCTFail("\(String(describing: error))") }
+            XCTAssertTrue(error!.description.contains("as a view"), error!.description)
+        }
+    }
+
     func testUnsupportedOpset() throws {
         for version: Int64 in [6, 30] {
             var model = B.convRelu()
