@@ -10,6 +10,12 @@ public struct VerificationReport: Sendable {
     public var passed: Bool { checks.allSatisfy(\.passed) }
     /// Whether the integer engine was run against the simulation (only with data).
     public var integerEngineChecked = false
+    /// The nodes the integer engine runs in Float between quantized tensors ("name (Op)"): non-empty for a
+    /// hybrid model.
+    public var floatSteps: [String] = []
+    /// Whether every node has an integer kernel: `nil` when not established (no data, or the scales are not
+    /// powers of two), `false` for a hybrid model or one the integer engine cannot run.
+    public var integerOnly: Bool?
 
     /// Verifies `network`; with `data`, also compares the integer engine with the simulation on it.
     public init(network: QuantizedNetwork, data: Tensor?, batchSize: Int = 16) {
@@ -23,9 +29,16 @@ public struct VerificationReport: Sendable {
             return
         }
         do {
+            floatSteps = try IntegerEngine(network).floatSteps
+            integerOnly = floatSteps.isEmpty
+        } catch {
+            integerOnly = false
+            checks.append(VerificationCheck(name: "integer engine equals simulation", passed: false, detail: "\(error)"))
+            return
+        }
+        do {
             let comparison = try EngineComparison(network: network, data: data, batchSize: batchSize)
-            let islands = try IntegerEngine(network).floatSteps.count
-            let engineName = islands == 0 ? "integer engine" : "integer engine (with \(islands) Float LayerNormalization step(s))"
+            let engineName = floatSteps.isEmpty ? "integer engine" : "integer engine (with \(floatSteps.count) Float step(s))"
             checks.append(VerificationCheck(
                 name: "\(engineName) equals simulation (top-1 on every sample)", passed: comparison.top1Mismatches == 0,
                 detail: "\(comparison.samples - comparison.top1Mismatches) of \(comparison.samples) samples agree"))
@@ -43,11 +56,19 @@ public struct VerificationReport: Sendable {
         if !integerEngineChecked {
             lines.append("SKIP  integer engine equals simulation: not run (pass data, e.g. `rapq verify MODEL --data x.npy`)")
         }
+        if !floatSteps.isEmpty {
+            let more = floatSteps.count > 3 ? ", ..." : ""
+            lines.append("NOTE  integer-only: no: \(floatSteps.count) node(s) run in Float between quantized tensors "
+                + "(\(floatSteps.prefix(3).joined(separator: ", "))\(more))")
+        }
         if !passed {
             lines.append("NOT verified")
+        } else if !integerEngineChecked {
+            lines.append("verified: every static check passed; the integer-only claim was not checked (no data)")
+        } else if floatSteps.isEmpty {
+            lines.append("verified: every check passed")
         } else {
-            lines.append(integerEngineChecked ? "verified: every check passed"
-                                              : "verified: every static check passed; the integer-only claim was not checked (no data)")
+            lines.append("verified as a hybrid model: every check passed; \(floatSteps.count) node(s) run in Float, so it is not integer-only")
         }
         return lines.joined(separator: "\n")
     }

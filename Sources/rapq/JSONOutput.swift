@@ -105,6 +105,10 @@ enum JSONOutput {
         var verified: Bool
         /// Whether the integer engine ran against the simulation (only with --data).
         var integerEngineChecked: Bool
+        /// Whether every node has an integer kernel (absent when not established: no --data).
+        var integerOnly: Bool?
+        /// Nodes the integer engine ran in Float (hybrid models).
+        var floatNodes: [String]
         var checks: [VerificationCheck]
     }
 

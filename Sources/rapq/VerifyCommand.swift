@@ -43,7 +43,9 @@ struct VerifyCommand: ParsableCommand {
         let report = VerificationReport(network: network, data: x, batchSize: batch)
         if json {
             try JSONOutput.write(JSONOutput.Verification(model: model, verified: report.passed,
-                                                         integerEngineChecked: report.integerEngineChecked, checks: report.checks))
+                                                         integerEngineChecked: report.integerEngineChecked,
+                                                         integerOnly: report.integerOnly,
+                                                         floatNodes: report.floatSteps, checks: report.checks))
         } else {
             print(report.text)
         }

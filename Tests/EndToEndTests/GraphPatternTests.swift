@@ -96,6 +96,13 @@ final class GraphPatternTests: XCTestCase {
                                    configuration: QuantizationConfiguration(method: .potMse, weightBits: 8, activationBits: 8))
         XCTAssertFalse(network.graph.nodes.contains { $0.op == .mul }, "the layer scale is folded into the second 1x1 convolution")
         XCTAssertEqual(try IntegerEngine(network).floatSteps.count, 3)
+        let report = VerificationReport(network: network, data: x, batchSize: 4)
+        XCTAssertTrue(report.passed, report.text)
+        XCTAssertEqual(report.integerOnly, false, "LayerNorm runs in Float: hybrid")
+        XCTAssertEqual(report.floatSteps.count, 3)
+        XCTAssertTrue(report.text.contains("integer-only: no: 3 node(s) run in Float"), report.text)
+        XCTAssertTrue(report.text.hasSuffix("verified as a hybrid model: every check passed; 3 node(s) run in Float, so it is not integer-only"), report.text)
+        XCTAssertFalse(report.text.contains("verified: every check passed"), report.text)
     }
 
     /// Softmax over the channels of a 4-D tensor in opset 11 means over C, H and W together: imported as

@@ -124,12 +124,15 @@ final class JSONOutputTests: XCTestCase {
         let v = try document(["verify", out, "--data", data, "--json"])
         XCTAssertEqual(v["verified"] as? Bool, true)
         XCTAssertEqual(v["integer_engine_checked"] as? Bool, true)
+        XCTAssertEqual(v["integer_only"] as? Bool, true)
+        XCTAssertEqual(v["float_nodes"] as? [String], [])
         let checks = try XCTUnwrap(v["checks"] as? [[String: Any]])
         let text = try run(["verify", out, "--data", data]).stdout
         XCTAssertEqual(checks.count, text.components(separatedBy: "\n").filter { $0.hasPrefix("PASS") }.count)
         XCTAssertTrue(checks.allSatisfy { $0["passed"] as? Bool == true && text.contains(($0["name"] as? String) ?? "?") })
         let unchecked = try document(["verify", out, "--json"])
         XCTAssertEqual(unchecked["integer_engine_checked"] as? Bool, false, "without data the integer check did not run")
+        XCTAssertNil(unchecked["integer_only"], "not established without data")
 
         let e = try document(["eval", out, "--integer", "--data", data, "--labels", labels, "--reference", model("fmnist-resnet.onnx"), "--json"])
         XCTAssertEqual(e["engine"] as? String, "integer")
