@@ -115,8 +115,9 @@ public enum NumpyFile {
             let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
         }
         let payload = headerStart + headerLength
-        guard !overflow, count <= (fileSize - payload) / type.size, fileSize - payload == count * type.size else {
-            throw fail("shape \(shape) needs \(overflow ? "too many" : String(count * type.size)) bytes of data but the file has \(fileSize - payload)")
+        let (bytesNeeded, tooMany) = count.multipliedReportingOverflow(by: type.size)
+        guard !overflow, !tooMany, fileSize - payload == bytesNeeded else {
+            throw fail("shape \(shape) needs \(overflow || tooMany ? "more than 2^63" : String(bytesNeeded)) bytes of data but the file has \(fileSize - payload)")
         }
         return NumpyHeader(shape: shape, elementType: type, payloadOffset: payload)
     }
