@@ -11,6 +11,8 @@
 # as crash-<hash> in the current folder; replay it with `RAPQ_FUZZ_TARGET=TARGET swift run rapq-fuzz crash-<hash>`
 # (without the variable for `all`). The last lines of libFuzzer's output (executions, coverage) are
 # appended to fuzz/runs.log with the date and the target.
+# Swift's own backtracer is off: libFuzzer and AddressSanitizer report a trap with its stack, and the backtracer's
+# helper process could hold the output pipe open after the crash.
 # Leak detection is off: LeakSanitizer reports the harness's one-time reference network (a global `Data`)
 # as leaked, a false positive that would stop every run.
 set -eu
@@ -55,7 +57,7 @@ done
 
 export RAPQ_FUZZ_TARGET=$target
 log=$(mktemp)
-ASAN_OPTIONS=detect_leaks=0 .build-fuzz/release/rapq-fuzz "$corpus" "$seeds" -max_total_time="$seconds" -timeout=10 \
+SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 .build-fuzz/release/rapq-fuzz "$corpus" "$seeds" -max_total_time="$seconds" -timeout=10 \
     -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1 -detect_leaks=0 2>&1 | tee "$log" | grep -vE '^#[0-9]+\s+(NEW|REDUCE|pulse)' || true
 status=0
 grep -q "Done [0-9]* runs" "$log" || status=1

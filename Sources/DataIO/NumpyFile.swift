@@ -95,22 +95,16 @@ public enum NumpyFile {
         guard headerStart + headerLength <= bytes.count,
               let header = String(bytes: bytes[headerStart..<headerStart + headerLength], encoding: major == 3 ? .utf8 : .isoLatin1)
         else { throw fail("truncated header") }
-        guard let descr = field("descr", in: header).map({ $0.trimmingCharacters(in: CharacterSet(charactersIn: "'\" ")) }) else {
-            throw fail("header has no 'descr'")
+        let dictionary: NumpyHeaderDictionary
+        do {
+            dictionary = try NumpyHeaderDictionary(parsing: header)
+        } catch let failure as NumpyHeaderDictionary.Failure {
+            throw fail(failure.reason)
         }
+        let descr = dictionary.descr, shape = dictionary.shape
         let normalized = descr == "<u1" || descr == "u1" ? "|u1" : (descr == "<i1" || descr == "i1" ? "|i1" : descr)
         guard let type = NumpyElementType(rawValue: normalized) else { throw DataError.unsupportedElementType(path: path, descr: descr) }
-        if field("fortran_order", in: header)?.contains("True") == true { throw fail("Fortran-ordered arrays are not supported; save with numpy.ascontiguousarray") }
-        guard let shapeText = header.range(of: "(").flatMap({ open in header[open.upperBound...].range(of: ")").map { header[open.upperBound..<$0.lowerBound] } }) else {
-            throw fail("header has no shape")
-        }
-        var shape: [Int] = []
-        for part in shapeText.split(separator: ",") {
-            let trimmed = part.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty { continue }
-            guard let d = Int(trimmed), d >= 0, d < 1 << 31 else { throw fail("bad dimension '\(trimmed)'") }
-            shape.append(d)
-        }
+        if dictionary.fortranOrder { throw fail("Fortran-ordered arrays are not supported; save with numpy.ascontiguousarray") }
         let (count, overflow) = shape.reduce((1, false)) { acc, d in
             let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
         }
@@ -152,13 +146,5 @@ public enum NumpyFile {
         out.append(contentsOf: Array(header.utf8))
         payload(&out)
         return out
-    }
-
-    private static func field(_ key: String, in header: String) -> String? {
-        guard let keyRange = header.range(of: "'\(key)'") ?? header.range(of: "\"\(key)\""),
-              let colon = header[keyRange.upperBound...].firstIndex(of: ":") else { return nil }
-        let rest = header[header.index(after: colon)...]
-        let end = rest.firstIndex(of: ",") ?? rest.endIndex
-        return String(rest[..<end])
     }
 }

@@ -9,12 +9,13 @@ final class FuzzRegressionTests: XCTestCase {
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("fuzz/regressions")
 
     /// A `.npy` header whose shape's element count fits in 64 bits but whose byte count does not: the
-    /// size check computed the byte count for its message unchecked and trapped.
+    /// size check computed the byte count for its message unchecked and trapped. (The header is also
+    /// malformed, which the reader now finds first; `NumpyHeaderTests` checks the byte count on a
+    /// well-formed header.)
     func testNumpyShapeWhoseByteCountOverflows() throws {
         let url = Self.folder.appendingPathComponent("npy-byte-count-overflow.npy")
         XCTAssertThrowsError(try NumpyFile.readTensor(contentsOf: url)) { error in
-            guard case .malformedNumpy(_, let reason)? = error as? DataError else { return XCTFail("\(error)") }
-            XCTAssertTrue(reason.contains("more than 2^63 bytes"), reason)
+            guard case .malformedNumpy? = error as? DataError else { return XCTFail("\(error)") }
         }
     }
 }
