@@ -17,8 +17,10 @@ public struct VerificationReport: Sendable {
     /// powers of two), `false` for a hybrid model or one the integer engine cannot run.
     public var integerOnly: Bool?
 
-    /// Verifies `network`; with `data`, also compares the integer engine with the simulation on it.
-    public init(network: QuantizedNetwork, data: Tensor?, batchSize: Int = 16) {
+    /// Verifies `network`; with `data`, also compares the integer engine with the simulation on it
+    /// (`progress(done, total)` after each batch of samples).
+    public init(network: QuantizedNetwork, data: Tensor?, batchSize: Int = 16,
+                progress: ((_ done: Int, _ total: Int) -> Void)? = nil) {
         checks = staticChecks(of: network)
         guard let data else { return }
         integerEngineChecked = true
@@ -37,7 +39,7 @@ public struct VerificationReport: Sendable {
             return
         }
         do {
-            let comparison = try EngineComparison(network: network, data: data, batchSize: batchSize)
+            let comparison = try EngineComparison(network: network, data: data, batchSize: batchSize, progress: progress)
             let engineName = floatSteps.isEmpty ? "integer engine" : "integer engine (with \(floatSteps.count) Float step(s))"
             checks.append(VerificationCheck(
                 name: "\(engineName) equals simulation (top-1 on every sample)", passed: comparison.top1Mismatches == 0,
@@ -88,8 +90,9 @@ public struct EngineComparison: Sendable {
     public var maxCodeDifference = 0
     private var identical = 0
 
-    /// Runs both engines on `data` in batches and compares logits' top-1 and every activation site's codes.
-    public init(network: QuantizedNetwork, data: Tensor, batchSize: Int) throws {
+    /// Runs both engines on `data` in batches and compares logits' top-1 and every activation site's codes
+    /// (`progress(done, total)` after each batch).
+    public init(network: QuantizedNetwork, data: Tensor, batchSize: Int, progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws {
         try checkInput(data, of: network.graph, batchSize: batchSize)
         let engine = try IntegerEngine(network)
         let simulation = try Simulation(network)
@@ -112,6 +115,7 @@ public struct EngineComparison: Sendable {
                     maxCodeDifference = Swift.max(maxCodeDifference, d)
                 }
             }
+            progress?(samples, data.shape[0])
         }
     }
 }

@@ -40,7 +40,8 @@ struct VerifyCommand: ParsableCommand {
         if let x, x.rank == 0 || x.shape[0] == 0 { throw CommandFailure("--data holds 0 samples; give at least one") }
         // Data that does not fit the model is a usage error, not a failed check of the model.
         if let x { try checkInput(x, of: network.graph, batchSize: batch) }
-        let report = VerificationReport(network: network, data: x, batchSize: batch)
+        let report = VerificationReport(network: network, data: x, batchSize: batch,
+                                        progress: ProgressLine("comparing the engines", unit: "samples").update)
         if json {
             try JSONOutput.write(JSONOutput.Verification(model: model, verified: report.passed,
                                                          integerEngineChecked: report.integerEngineChecked,

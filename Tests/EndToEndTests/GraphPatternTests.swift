@@ -46,7 +46,9 @@ final class GraphPatternTests: XCTestCase {
         let readBack = try RAPQFile.read(contentsOf: url)
         let report = VerificationReport(network: readBack, data: x, batchSize: 4)
         XCTAssertTrue(report.passed, "\(name):\n\(report.text)", file: file, line: line)
-        let comparison = try EngineComparison(network: readBack, data: x, batchSize: 4)
+        var reported: [[Int]] = []
+        let comparison = try EngineComparison(network: readBack, data: x, batchSize: 4) { reported.append([$0, $1]) }
+        XCTAssertEqual(reported, [[4, 6], [6, 6]], "\(name): progress after each batch", file: file, line: line)
         XCTAssertEqual(comparison.identicalFraction, 1, "\(name): every activation code identical", file: file, line: line)
         XCTAssertEqual(comparison.top1Mismatches, 0, name, file: file, line: line)
     }
