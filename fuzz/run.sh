@@ -23,6 +23,7 @@ case "${1:-}" in
     *) echo "fuzz/run.sh: unknown target '$1' (onnx, npy, rapq, manifest, checkpoint or all)" >&2; exit 64 ;;
 esac
 seconds=${1:-60}
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo "+changes")
 
 swift build -c release --scratch-path .build-fuzz --product rapq-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING
@@ -61,6 +62,6 @@ SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 .build-fuzz/release/rapq-f
     -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1 -detect_leaks=0 2>&1 | tee "$log" | grep -vE '^#[0-9]+\s+(NEW|REDUCE|pulse)' || true
 status=0
 grep -q "Done [0-9]* runs" "$log" || status=1
-{ echo "== $(date -u +%FT%TZ) target $target, $seconds s, commit $(git rev-parse --short HEAD)"; grep -E "^(Done|stat::|#[0-9]+\s+DONE)|SUMMARY|ERROR" "$log"; } >> fuzz/runs.log
+{ echo "== $(date -u +%FT%TZ) target $target, $seconds s, commit $commit (at the start)"; grep -E "^(Done|stat::|#[0-9]+\s+DONE)|SUMMARY|ERROR|deadly signal|Test unit written" "$log"; } >> fuzz/runs.log
 rm -f "$log"
 exit $status
