@@ -1,12 +1,12 @@
 #!/bin/sh
 # Fuzzes the readers a user's files reach with libFuzzer and AddressSanitizer.
 #
-#   fuzz/run.sh [TARGET] [SECONDS]     TARGET: onnx, npy, rapq, manifest, checkpoint or all (default all);
+#   fuzz/run.sh [TARGET] [SECONDS]     TARGET: onnx, npy, rapq, manifest, checkpoint, payload or all (default all);
 #                                      SECONDS default 60
 #
 # Builds Sources/rapq-fuzz with -sanitize=fuzzer,address into .build-fuzz (a separate build folder, release),
 # writes the seed corpus of TARGET into fuzz/seeds/TARGET (the ONNX conformance models; a .npy array; a
-# quantized ResNet; the small reference network's manifest; a checkpoint state; for `all`, each prefixed
+# quantized ResNet; the small reference network's manifest; a checkpoint state; its payload; for `all`, each prefixed
 # with the byte that selects its reader), and runs for SECONDS, growing fuzz/corpus/TARGET. A crash is saved
 # as crash-<hash> in the current folder; replay it with `RAPQ_FUZZ_TARGET=TARGET swift run rapq-fuzz crash-<hash>`
 # (without the variable for `all`). The last lines of libFuzzer's output (executions, coverage) are
@@ -18,9 +18,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 case "${1:-}" in
-    onnx|npy|rapq|manifest|checkpoint|all) target=$1; shift ;;
+    onnx|npy|rapq|manifest|checkpoint|payload|all) target=$1; shift ;;
     ''|[0-9]*) target=all ;;
-    *) echo "fuzz/run.sh: unknown target '$1' (onnx, npy, rapq, manifest, checkpoint or all)" >&2; exit 64 ;;
+    *) echo "fuzz/run.sh: unknown target '$1' (onnx, npy, rapq, manifest, checkpoint, payload or all)" >&2; exit 64 ;;
 esac
 seconds=${1:-60}
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo "+changes")
@@ -44,7 +44,7 @@ mv "$raw/rapq-resnet.rapq" "$raw/rapq-resnet"
 seeds=fuzz/seeds/$target corpus=fuzz/corpus/$target
 mkdir -p "$seeds" "$corpus"
 index=0
-for t in onnx npy rapq manifest checkpoint; do
+for t in onnx npy rapq manifest checkpoint payload; do
     for f in "$raw/$t"-*; do
         [ -f "$f" ] || continue
         if [ "$target" = all ]; then

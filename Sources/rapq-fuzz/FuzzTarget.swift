@@ -2,8 +2,8 @@ import Foundation
 import RAPQ
 
 /// The readers a user's files reach, one fuzz target each. `RAPQ_FUZZ_TARGET` names the target every
-/// input goes to; without it (or with `all`) the first byte of an input chooses one (its value modulo 5, in
-/// the order below) and the rest is the file.
+/// input goes to; without it (or with `all`) the first byte of an input chooses one (its value modulo the
+/// number of targets, in the order below) and the rest is the file.
 enum FuzzTarget: String, CaseIterable {
     /// An ONNX model: importer, shape inference, and the FP32 executor on small models.
     case onnx
@@ -17,6 +17,10 @@ enum FuzzTarget: String, CaseIterable {
     /// A checkpoint's `state.json` beside the reference network; tried as it is and with its checksum
     /// recomputed, so that mutated positions, phases and fingerprints reach the consistency checks.
     case checkpoint
+    /// The payload of a `.rapq` file (the serialized graph, then the packed weight codes) behind the manifest
+    /// of `ManifestFuzzing.reference` with the payload's size and checksum recomputed, so that mutations reach
+    /// the graph decoder, the code unpacking and the engines.
+    case payload
 
     /// The target `RAPQ_FUZZ_TARGET` names (nil for all).
     static let chosen: FuzzTarget? = ProcessInfo.processInfo.environment["RAPQ_FUZZ_TARGET"].flatMap(FuzzTarget.init(rawValue:))
@@ -45,8 +49,14 @@ func fuzzOne(_ data: Data) -> Bool {
         return true
     case .npy:
         return (try? NumpyFile.tensor(from: body, path: "fuzz.npy")) != nil
-    case .rapq, .manifest:
-        guard let network = try? RAPQFile.decode(target == .rapq ? body : ManifestFuzzing.file(manifest: body)) else { return false }
+    case .rapq, .manifest, .payload:
+        let file: Data?
+        switch target {
+        case .rapq: file = body
+        case .manifest: file = ManifestFuzzing.file(manifest: body)
+        default: file = ManifestFuzzing.file(payload: body)
+        }
+        guard let file, let network = try? RAPQFile.decode(file) else { return false }
         run(network)
         return true
     case .checkpoint:
@@ -144,15 +154,30 @@ enum ManifestFuzzing {
         return reference.subdata(in: 24..<24 + length)
     }
 
-    /// The reference file with `manifest` in place of its own and the manifest checksum recomputed.
-    static func file(manifest json: Data) -> Data {
+    /// The reference file's payload (the payload seed).
+    static var payload: Data {
         let length = (12..<20).reduce(0) { $0 | Int(reference[$1]) << (8 * ($1 - 12)) }
+        return reference.suffix(from: 24 + length)
+    }
+
+    /// The reference file with `manifest` in place of its own and the manifest checksum recomputed.
+    static func file(manifest json: Data, payload: Data = payload) -> Data {
         var out = reference.prefix(12)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         withUnsafeBytes(of: CRC32.checksum(json).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
-        out.append(reference.suffix(from: 24 + length))
+        out.append(payload)
         return out
+    }
+
+    /// The reference file with `payload` in place of its own, the manifest's payload size and checksum
+    /// recomputed (nil if the manifest cannot be re-encoded, which does not happen for the reference).
+    static func file(payload: Data) -> Data? {
+        guard var object = (try? JSONSerialization.jsonObject(with: manifest)) as? [String: Any] else { return nil }
+        object["payloadBytes"] = payload.count
+        object["payloadCRC32"] = CRC32.checksum(payload)
+        guard let json = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return nil }
+        return file(manifest: json, payload: payload)
     }
 }
 
@@ -189,6 +214,7 @@ enum FuzzReplay {
             let folder = URL(fileURLWithPath: CommandLine.arguments[2])
             try ManifestFuzzing.manifest.write(to: folder.appendingPathComponent("manifest-reference"))
             try CheckpointFuzzing.seed.write(to: folder.appendingPathComponent("checkpoint-state"))
+            try ManifestFuzzing.payload.write(to: folder.appendingPathComponent("payload-reference"))
             return
         }
         var accepted = 0
