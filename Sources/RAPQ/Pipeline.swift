@@ -12,8 +12,11 @@ public struct QuantizationConfiguration: Equatable, Sendable {
     public var symmetricWeights: Bool
     /// Samples used to initialise activation quantizers.
     public var activationSamples: Int
-    /// Seed of every random choice.
-    public var seed: UInt64
+    /// Seed of every random choice (stored once, in the reconstruction settings, so setting either sets both).
+    public var seed: UInt64 {
+        get { reconstruction.seed }
+        set { reconstruction.seed = newValue }
+    }
     /// Reconstruction settings (iterations, batch size, learning rates); the method sets the rest.
     public var reconstruction = ReconstructionOptions()
     /// RAPQ's exponent-learning iterations K (nil: the method's `defaultExponentIterations`).
@@ -61,7 +64,6 @@ public struct QuantizationConfiguration: Equatable, Sendable {
         self.bits = BitWidths(weights: weightBits, activations: activationBits, firstLast: firstLastBits)
         self.symmetricWeights = symmetricWeights
         self.activationSamples = activationSamples
-        self.seed = seed
         self.reconstruction.seed = seed
     }
 }

@@ -137,7 +137,7 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), [], "spill folder left behind")
         var other = quick(.rapq)
         other.seed = 8
-        other.reconstruction.seed = 8
+        XCTAssertEqual(other.reconstruction.seed, 8, "the seed is set once, for every random choice")
         XCTAssertNotEqual(a, try RAPQFile.encode(try quantize(model: model, calibration: data, configuration: other)), "the seed must matter")
     }
 
