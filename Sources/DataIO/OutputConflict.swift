@@ -32,6 +32,11 @@ public enum OutputConflict {
         if output.hasSuffix("/") {
             throw DataError.unwritable(path: output, reason: "\(role) names a folder; give a file name")
         }
+        // The temporary `.<name>.partial-<pid>-<n>` must fit the file system's 255-byte name limit too.
+        let name = URL(fileURLWithPath: output).lastPathComponent
+        if name.utf8.count > Self.longestName {
+            throw DataError.unwritable(path: output, reason: "its name is \(name.utf8.count) bytes; rapq writes through a temporary with a longer name, so at most \(Self.longestName) bytes fit the 255-byte limit of file names; use a shorter name")
+        }
         var info = stat()
         if stat(output, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
             throw DataError.notARegularFile(path: output, kind: RegularFile.kind(of: info.st_mode) ?? "not a regular file")
@@ -47,9 +52,18 @@ public enum OutputConflict {
         }
     }
 
+    /// The longest output file name (bytes): 255 less the temporary's `.` and `.partial-<pid>-<n>`.
+    public static let longestName = 255 - 1 - ".partial-".utf8.count - 2 * 20 - 1
+
     /// Throws `DataError.outputFolderHoldsInput` when one of `inputs` lies directly in `folder`, which a command
     /// fills with files whose names come from the model (so any input there could be overwritten).
+    /// A `folder` that exists as anything but a folder is `DataError.unwritable`.
     public static func check(folder: String, role: String, against inputs: [Input]) throws {
+        var info = stat()
+        if stat(folder, &info) == 0, info.st_mode & S_IFMT != S_IFDIR {
+            let kind = RegularFile.kind(of: info.st_mode) ?? "a file"
+            throw DataError.unwritable(path: folder, reason: "\(role) must name a folder, but this is \(kind); give a folder (it is created if missing)")
+        }
         guard let target = identity(folder) else { return }
         for input in inputs {
             let parent = URL(fileURLWithPath: input.path).resolvingSymlinksInPath().deletingLastPathComponent().path

@@ -14,6 +14,8 @@ public enum ExecutionError: Error, CustomStringConvertible, Equatable {
     case noSamples(name: String)
     /// The batch size (samples per forward pass) is not positive.
     case invalidBatchSize(Int)
+    /// The graph's output is a constant (an initializer), not computed from its input.
+    case constantOutput(name: String)
 
     public var description: String {
         switch self {
@@ -21,7 +23,8 @@ public enum ExecutionError: Error, CustomStringConvertible, Equatable {
             return "input '\(name)' was not given; supply a tensor for every graph input (see `rapq inspect`)"
         case .inputShapeMismatch(let name, let expected, let got):
             let want = expected.map { $0.map(String.init) ?? "?" }.joined(separator: "x")
-            return "input '\(name)' has shape \(got.map(String.init).joined(separator: "x")) but the model expects \(want) (? = any); reshape or resize the data to match"
+            let shape = got.isEmpty ? "no dimensions (a scalar)" : "shape " + got.map(String.init).joined(separator: "x")
+            return "input '\(name)' has \(shape) but the model expects \(want) (? = any); reshape or resize the data to match"
         case .undefinedTensor(let node, let tensor):
             return "node '\(node)' reads tensor '\(tensor)', which is neither a graph input, an initializer nor the output of an earlier node"
         case .incompatibleShapes(let node, let op, let detail):
@@ -32,6 +35,8 @@ public enum ExecutionError: Error, CustomStringConvertible, Equatable {
             return "the data for input '\(name)' hold 0 samples; give at least one sample (the first dimension is the batch)"
         case .invalidBatchSize(let size):
             return "batch size \(size) is not positive; use 1 or more samples per forward pass"
+        case .constantOutput(let name):
+            return "the model's output '\(name)' is a constant stored in the file, not computed from its input; rapq runs models whose first output is the result of their nodes (re-export the model with the network's output)"
         }
     }
 }

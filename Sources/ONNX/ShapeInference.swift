@@ -60,6 +60,10 @@ public func checkInput(_ input: Tensor, of graph: Graph, batchSize: Int, memory:
         throw ExecutionError.missingInput(name: graph.inputs.map(\.name).joined(separator: ", "))
     }
     guard !graph.outputs.isEmpty else { throw ExecutionError.unknownTensor(name: "(the graph declares no outputs)") }
+    let output = graph.outputs[0].name
+    guard output == info.name || graph.nodes.contains(where: { $0.outputs.contains(output) }) else {
+        throw ExecutionError.constantOutput(name: output)
+    }
     guard input.rank >= 1, input.rank == info.dimensions.count, zip(input.shape, info.dimensions).allSatisfy({ $1 == nil || $0 == $1! }) else {
         throw ExecutionError.inputShapeMismatch(name: info.name, expected: info.dimensions, got: input.shape)
     }

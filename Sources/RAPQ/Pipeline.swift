@@ -161,6 +161,7 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
         guard same else {
             throw CheckpointError.corrupted(folder: store.folder.path, reason: "network.rapq does not have this run's layers, shapes and activation sites")
         }
+        try checkConsistent(saved: saved.network, at: saved.position, calibrated: network, powerOfTwo: method.isPowerOfTwo, folder: store.folder)
         network = saved.network
         position = saved.position
         try progress(.status("resuming from \(store.folder.path): \(position.phase) phase, \(position.completedUnits) of \(prepared.units.count) units done"))
@@ -191,6 +192,34 @@ public func quantize(model: Graph, calibration: Tensor, configuration: Quantizat
     let usage = cache.statistics
     try progress(.status("reconstruction caches: at most \(MemorySize(bytes: usage.peakBytesInMemory)) in memory, \(MemorySize(bytes: usage.bytesSpilled)) spilled to \(usage.filesWritten) files (deleted)"))
     return network
+}
+
+/// Refuses a checkpoint whose network does not agree with its position, whatever its checksums say (a
+/// hand-edited `state.json` with a recomputed checksum, for one). In the weight phase at unit k, units k and
+/// later must still be exactly as calibration left them (so resuming redoes them as the uninterrupted run
+/// would) and the activation quantizers unchanged; the finished units' (and, in the activation phase, all)
+/// weight scales must be powers of two when the method's are.
+private func checkConsistent(saved: QuantizedNetwork, at position: ReconstructionPosition, calibrated: QuantizedNetwork,
+                             powerOfTwo: Bool, folder: URL) throws {
+    func refuse(_ reason: String) -> CheckpointError {
+        .corrupted(folder: folder.path, reason: "network.rapq does not match state.json (\(position.phase) phase, \(position.completedUnits) units done): \(reason)")
+    }
+    let finished = position.phase == "weights" ? position.completedUnits : calibrated.units.count
+    for (k, unit) in calibrated.units.enumerated() {
+        for name in unit.layers {
+            guard let layer = saved.layers[name] else { throw refuse("layer '\(name)' is missing") }
+            if k < finished {
+                if powerOfTwo, let c = layer.weight.scales.firstIndex(where: { PowerOfTwo.exactExponent($0) == nil }) {
+                    throw refuse("unit \(k + 1) is recorded as done, but layer '\(name)' channel \(c) has scale \(layer.weight.scales[c]), not a power of two")
+                }
+            } else if layer != calibrated.layers[name] {
+                throw refuse("unit \(k + 1) is recorded as not done, but layer '\(name)' differs from its calibrated state")
+            }
+        }
+    }
+    if position.phase == "weights", saved.activations != calibrated.activations {
+        throw refuse("the activation quantizers differ from their calibrated state before the activation phase")
+    }
 }
 
 /// What a checkpoint must match to be resumed: the prepared model, the calibration data and every option.

@@ -16,6 +16,11 @@ public struct VerificationReport: Sendable {
     /// Whether every node has an integer kernel: `nil` when not established (no data, or the scales are not
     /// powers of two), `false` for a hybrid model or one the integer engine cannot run.
     public var integerOnly: Bool?
+    /// Why the integer engine could not run the network (unsupported node, or a refusal at run time), when
+    /// that is why `integerOnly` is false; a mismatch between the engines is a failed check instead.
+    public var integerEngineError: String?
+    /// A Float step the integer engine applies to the logits (a Softmax at the output), if any.
+    public var floatOutputStep: String?
 
     /// Verifies `network`; with `data`, also compares the integer engine with the simulation on it
     /// (`progress(done, total)` after each batch of samples).
@@ -31,10 +36,13 @@ public struct VerificationReport: Sendable {
             return
         }
         do {
-            floatSteps = try IntegerEngine(network).floatSteps
+            let engine = try IntegerEngine(network)
+            floatSteps = engine.floatSteps
+            floatOutputStep = engine.floatOutputStep
             integerOnly = floatSteps.isEmpty
         } catch {
             integerOnly = false
+            integerEngineError = "\(error)"
             checks.append(VerificationCheck(name: "integer engine equals simulation", passed: false, detail: "\(error)"))
             return
         }
@@ -48,6 +56,8 @@ public struct VerificationReport: Sendable {
                 name: "activation codes: >= 99.9% identical, the rest within 1 LSB", passed: comparison.identicalFraction >= 0.999 && comparison.maxCodeDifference <= 1,
                 detail: String(format: "%.4f%% of %d codes identical, largest difference %d LSB", 100 * comparison.identicalFraction, comparison.codes, comparison.maxCodeDifference)))
         } catch {
+            integerOnly = false
+            integerEngineError = "\(error)"
             checks.append(VerificationCheck(name: "integer engine equals simulation", passed: false, detail: "\(error)"))
         }
     }

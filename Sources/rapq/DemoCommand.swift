@@ -46,6 +46,7 @@ struct DemoCommand: ParsableCommand {
             .map { OutputConflict.Input("the bundled '\($0)'", file($0).path) }
         let rapqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).rapq")
         let qdqFile = out.appendingPathComponent("fmnist-resnet.w\(wbits)a\(abits).qdq.onnx")
+        try OutputConflict.check(folder: out.path, role: "--output-dir", against: [])
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         for output in [rapqFile, qdqFile] { try OutputConflict.check(output: output.path, role: "the output", against: inputs) }
         Interruption.install(outputs: [rapqFile.path, qdqFile.path])

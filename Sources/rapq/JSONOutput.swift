@@ -130,5 +130,9 @@ enum JSONOutput {
         var floatOutputStep: String?
         /// Why the integer engine cannot run the model, when it cannot.
         var integerEngineError: String?
+        /// For power-of-two methods: "passed", "failed" or "static checks passed; integer engine not run".
+        var selfCheck: String?
+        /// The self-check's failed checks, "name: detail".
+        var selfCheckFailures: [String] = []
     }
 }

@@ -76,7 +76,13 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("--residual-input-bits must be 0 or 2 to 8")
         }
         try reconstruction.validate()
+        if !method.reconstructs, let flag = reconstruction.resume != nil ? "--resume" : reconstruction.checkpointDir != nil ? "--checkpoint-dir" : nil {
+            throw ValidationError("\(flag) applies to reconstructing methods (rapq, brecq, naive-pot+recon, rapq-reference); --method \(method.rawValue) calibrates in one pass and has nothing to resume")
+        }
     }
+
+    /// Calibration samples the self-check runs both engines on.
+    static let selfCheckSamples = 8
 
     func run() throws {
         let outputURL = URL(fileURLWithPath: output)
@@ -85,11 +91,17 @@ struct QuantizeCommand: ParsableCommand {
         guard let chosen = format ?? ModelFormat(path: output) else {
             throw ValidationError("-o '\(output)' has neither a .rapq nor an .onnx extension; name the file so, or give --format rapq|qdq")
         }
-        for folder in [reconstruction.checkpointDir, reconstruction.resume].compactMap({ $0 })
-        where URL(fileURLWithPath: folder).standardizedFileURL.path == outputURL.standardizedFileURL.path {
-            throw ValidationError("-o '\(output)' is also the checkpoint folder; give the model file another path")
-        }
         try reconstruction.checkFolders(against: inputs)
+        for folder in [reconstruction.checkpointDir, reconstruction.resume].compactMap({ $0 }) {
+            let checkpoint = URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath().path
+            if checkpoint == outputURL.standardizedFileURL.resolvingSymlinksInPath().path {
+                throw ValidationError("-o '\(output)' is also the checkpoint folder; give the model file another path")
+            }
+            // The checkpoint folder's files (state.json, network.rapq) are rewritten after every unit.
+            if checkpoint == outputURL.deletingLastPathComponent().standardizedFileURL.resolvingSymlinksInPath().path {
+                throw ValidationError("-o '\(output)' lies inside the checkpoint folder '\(folder)', whose files rapq rewrites during the run; write the model elsewhere")
+            }
+        }
         Interruption.install(outputs: [output], outputFolders: [reconstruction.resume ?? reconstruction.checkpointDir].compactMap { $0 },
                              cacheDirectory: reconstruction.cacheDir.map { URL(fileURLWithPath: $0) })
         if json { JSONOutput.reserveStandardOutput() }
@@ -109,18 +121,33 @@ struct QuantizeCommand: ParsableCommand {
         var document = JSONOutput.Quantization(output: output, format: chosen.rawValue, method: method.rawValue, weightBits: wbits,
                                                activationBits: abits, firstLastBits: firstLastBits, seconds: (seconds * 10).rounded() / 10,
                                                integerOnly: nil, floatNodes: [], floatOutputStep: nil, integerEngineError: nil)
+        var failures: [VerificationCheck] = []
         if method.isPowerOfTwo {
-            do {
-                let engine = try IntegerEngine(network)
-                document.floatNodes = engine.floatSteps
-                document.floatOutputStep = engine.floatOutputStep
-                document.integerOnly = document.floatNodes.isEmpty
-            } catch {
-                document.integerOnly = false
-                document.integerEngineError = "\(error)"
+            // The self-check: `rapq verify` on the first calibration samples, so a model whose integer engine
+            // disagrees with its simulation is never reported as a success.
+            let samples = try calibration.rows(Array(0..<Swift.min(Self.selfCheckSamples, calibration.shape[0])))
+            let report = VerificationReport(network: network, data: samples, batchSize: Self.selfCheckSamples)
+            document.integerOnly = report.integerOnly
+            document.floatNodes = report.floatSteps
+            document.floatOutputStep = report.floatOutputStep
+            document.integerEngineError = report.integerEngineError
+            // An engine that cannot run the model makes it not integer-only, which is reported, not a failure.
+            failures = report.checks.filter { !$0.passed && $0.detail != report.integerEngineError }
+            document.selfCheck = failures.isEmpty ? (report.integerEngineError == nil ? "passed" : "static checks passed; integer engine not run") : "failed"
+            document.selfCheckFailures = failures.map { "\($0.name): \($0.detail)" }
+        }
+        defer {
+            if !failures.isEmpty {
+                FileHandle.standardError.write(Data(("Error: \(output) was written but fails the self-check on its first \(Swift.min(Self.selfCheckSamples, calibration.shape[0])) calibration samples:\n"
+                    + failures.map { "  FAIL  \($0.name): \($0.detail)\n" }.joined()
+                    + "the model is kept for inspection (`rapq verify \(output) --data ...`); do not deploy it. An integer engine that differs from the simulation usually means weights or activations of extreme range.\n").utf8))
             }
         }
-        if json { return try JSONOutput.write(document) }
+        if json {
+            try JSONOutput.write(document)
+            if !failures.isEmpty { throw ExitCode(1) }
+            return
+        }
         print(String(format: "wrote %@ (%@, %@ W%dA%d) in %.1f s", output, chosen.rawValue, method.rawValue, wbits, abits, seconds))
         if let error = document.integerEngineError {
             print("integer-only: no: \(error)")
@@ -131,8 +158,12 @@ struct QuantizeCommand: ParsableCommand {
         } else if let step = document.floatOutputStep {
             print("integer-only: yes up to the logits; \(step)")
         } else if document.integerOnly == true {
-            print("integer-only: yes (every node has an integer kernel; `rapq verify MODEL.rapq --data X` compares it with the simulation)")
+            print("integer-only: yes (every node has an integer kernel)")
         }
+        if let check = document.selfCheck, failures.isEmpty, document.integerEngineError == nil {
+            print("self-check: \(check): `rapq verify` on the first \(Swift.min(Self.selfCheckSamples, calibration.shape[0])) calibration samples (static checks, integer engine equals simulation)")
+        }
+        if !failures.isEmpty { throw ExitCode(1) }
     }
 }
 

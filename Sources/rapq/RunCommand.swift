@@ -28,8 +28,19 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         guard batch > 0 else { throw ValidationError("--batch must be at least 1") }
-        try OutputConflict.check(output: output, role: "-o", against: [.init("the model", model), .init("-i", input)])
-        Interruption.install(outputs: [output])
+        let inputs: [OutputConflict.Input] = [.init("the model", model), .init("-i", input)]
+        try OutputConflict.check(output: output, role: "-o", against: inputs)
+        // With images the row list goes next to the output; it must not replace an input either, and is
+        // checked before any work so a refusal never follows a written output.
+        let names = Self.namesURL(for: URL(fileURLWithPath: output))
+        let readsImages = URL(fileURLWithPath: input).pathExtension.lowercased() != "npy"
+        if readsImages {
+            guard names.standardizedFileURL != URL(fileURLWithPath: output).standardizedFileURL else {
+                throw ValidationError("-o \(output) would be replaced by the list of image files written next to it (the output's name with .txt); name the output .npy")
+            }
+            try OutputConflict.check(output: names.path, role: "the row list of -o (\(names.lastPathComponent))", against: inputs)
+        }
+        Interruption.install(outputs: readsImages ? [output, names.path] : [output])
         progress.apply()
         let network = try FloatModel(contentsOf: URL(fileURLWithPath: model))
         let samples = try Samples(path: input, options: images)
@@ -40,7 +51,6 @@ struct RunCommand: ParsableCommand {
         try NumpyFile.write(y, to: URL(fileURLWithPath: output))
         print("wrote \(output): shape \(y.shape.map(String.init).joined(separator: "x"))")
         if let files = samples.files {
-            let names = Self.namesURL(for: URL(fileURLWithPath: output))
             try AtomicFile.write(Data(files.map { $0 + "\n" }.joined().utf8), to: names)
             print("wrote \(names.path): the image of each output row, in order")
         }

@@ -161,6 +161,14 @@ final class HostileInputCorpusTests: XCTestCase {
         return a
     }
 
+    static func attribute(_ name: String, float: Float) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .float
+        a.f = float
+        return a
+    }
+
     static func initializer(_ name: String, _ dims: [Int64], _ values: [Float]) -> Onnx_TensorProto {
         var t = Onnx_TensorProto()
         t.name = name
@@ -270,6 +278,17 @@ final class HostileInputCorpusTests: XCTestCase {
             add("onnx", "\(name) (inspect)", ["inspect", file])
             add("onnx", "\(name) (run)", ["run", file, "-i", calib, "-o", npyOut])
         }
+        var constantOutput = Self.tinyModel()
+        constantOutput.graph.output = [Self.valueInfo("wg", [3, 4])]
+        let constantFile = try writeModel(constantOutput, "constantoutput.onnx")
+        add("onnx", "output is an initializer (run)", ["run", constantFile, "-i", calib, "-o", npyOut], saying: "is a constant stored in the file")
+        add("onnx", "output is an initializer (eval)", ["eval", constantFile, "--data", calib], saying: "is a constant stored in the file")
+        add("onnx", "output is an initializer (quantize)", ["quantize", constantFile, "--calib", calib, "--method", "pot-mse", "-o", out],
+            saying: "is a constant stored in the file")
+        var hugeAlpha = Self.tinyModel()
+        hugeAlpha.graph.node[6].attribute.append(Self.attribute("alpha", float: 1e38))
+        add("onnx", "Gemm alpha 1e38: logits overflow (quantize)", ["quantize", try writeModel(hugeAlpha, "gemmalpha.onnx"), "--calib", calib,
+                                                                    "--method", "pot-mse", "-o", out], saying: "infinite values at 'y'")
         var noOpset = Self.tinyModel()
         noOpset.opsetImport = []
         everyCommand("no opset", try writeModel(noOpset, "noopset.onnx"), saying: "opset")
@@ -633,9 +652,22 @@ final class HostileInputCorpusTests: XCTestCase {
             ("eval --save-logits = --data", ["eval", model, "--data", calib, "--save-logits", calib], "same file"),
             ("eval --save-logits = the model", ["eval", model, "--data", calib, "--save-logits", model], "same file"),
             ("eval --save-codes holds the data", ["eval", rapq, "--integer", "--data", calib, "--save-codes", folder.path], "holds"),
+            ("eval --save-codes /dev/null", ["eval", rapq, "--integer", "--data", calib, "--save-codes", "/dev/null"], "must name a folder"),
+            ("demo --output-dir a file", ["demo", "--output-dir", calib], "must name a folder"),
+            ("quantize pot-mse --resume", ["quantize", model, "--calib", calib, "--method", "pot-mse", "--resume", path("ck"), "-o", out], "nothing to resume"),
+            ("quantize -o a 240-byte name", ["quantize", model, "--calib", calib, "--method", "pot-mse", "-o", path("out/" + String(repeating: "m", count: 234) + ".rapq")],
+             "use a shorter name"),
             ("eval --save-logits = --data through ./", ["eval", model, "--data", calib, "--save-logits", folder.path + "/./calib.npy"], "same file"),
         ]
         for (name, arguments, phrase) in options { add("options", name, arguments, saying: phrase) }
+        // The row list `run` writes next to its output for images (OUTPUT.txt) must not replace an input.
+        try? FileManager.default.copyItem(atPath: model, toPath: path("model.txt"))
+        try? FileManager.default.createDirectory(atPath: path("ck"), withIntermediateDirectories: true)
+        add("options", "run's image row list = the model", ["run", path("model.txt"), "-i", path("out"), "-o", path("model.npy")], saying: "same file as the model")
+        add("options", "run -o .txt with images", ["run", model, "-i", path("out"), "-o", path("out/rows.txt")], saying: "name the output .npy")
+        add("options", "quantize -o inside the checkpoint folder", ["quantize", model, "--calib", calib, "--method", "rapq", "--iters", "2",
+                                                                     "--checkpoint-dir", path("ck"), "-o", path("ck/state.json"), "--format", "rapq"],
+            saying: "inside the checkpoint folder")
         // Links to inputs: symbolic and hard.
         symlink(calib, path("link-to-calib.npy"))
         link(model, path("hardlink-to-model.onnx"))

@@ -118,6 +118,8 @@ final class JSONOutputTests: XCTestCase {
         XCTAssertEqual(q["weight_bits"] as? Int, 4)
         XCTAssertEqual(q["integer_only"] as? Bool, true)
         XCTAssertEqual(q["float_nodes"] as? [String], [])
+        XCTAssertEqual(q["self_check"] as? String, "passed")
+        XCTAssertEqual(q["self_check_failures"] as? [String], [])
         XCTAssertTrue(FileManager.default.fileExists(atPath: out))
 
         let data = model("fmnist-test-1k.npy"), labels = model("fmnist-test-1k-labels.npy")
@@ -143,5 +145,30 @@ final class JSONOutputTests: XCTestCase {
         XCTAssertTrue(summary.contains(String(format: "top-1 %.2f%%", top1 * 100)), summary)
         XCTAssertTrue(summary.contains(String(format: "agreement with FP32 %.2f%%", agreement * 100)), summary)
         XCTAssertNotNil(metrics["mean_kl"] as? Double)
+    }
+
+    /// One weight of 3.2e8 among weights near 0.03 (finite, so accepted): the float32 simulation rounds the
+    /// sums it feeds, the integer engine does not, and their activation codes differ by several steps. quantize
+    /// says so (exit 1, `self_check: failed` with the failing check) and keeps the file; it never reports success.
+    func testSelfCheckFailureIsReported() throws {
+        var proto = try Onnx_ModelProto(serializedBytes: Data(contentsOf: URL(fileURLWithPath: model("fmnist-resnet.onnx"))))
+        let k = try XCTUnwrap(proto.graph.initializer.firstIndex { $0.name == "block4.c2.weight" })
+        let stored = proto.graph.initializer[k]
+        var weights = stored.rawData.isEmpty ? stored.floatData : stored.rawData.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(weights.count, 64 * 64 * 9)
+        weights[40 * 64 * 9 + 31 * 9] = 3.2e8
+        proto.graph.initializer[k].floatData = []
+        proto.graph.initializer[k].rawData = weights.withUnsafeBytes { Data($0) }
+        let onnx = scratch.appendingPathComponent("outlier.onnx"), out = scratch.appendingPathComponent("outlier.rapq").path
+        try ONNXExporter.write(proto, to: onnx)
+        let (status, stdout, stderr) = try run(["quantize", onnx.path, "--calib", model("fmnist-calib-256.npy"), "--method", "pot-mse",
+                                                "--wbits", "4", "--abits", "4", "-o", out, "--json"])
+        XCTAssertEqual(status, 1, stderr)
+        let q = try XCTUnwrap(try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any], stderr)
+        XCTAssertEqual(q["self_check"] as? String, "failed")
+        let failures = try XCTUnwrap(q["self_check_failures"] as? [String])
+        XCTAssertTrue(failures.contains { $0.hasPrefix("activation codes") }, "\(failures)")
+        XCTAssertTrue(stderr.contains("fails the self-check"), stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out), "the model is kept for inspection")
     }
 }

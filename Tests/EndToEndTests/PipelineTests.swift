@@ -229,4 +229,42 @@ final class PipelineTests: XCTestCase {
             XCTAssertEqual(resumed, straight, "quantized weight-phase activations: \(quantizedActivations)")
         }
     }
+
+    /// A checkpoint whose position was edited and its checksum recomputed (so every checksum holds) is refused
+    /// when the network does not agree with it: a unit claimed done that was not (its weight scales are not
+    /// yet powers of two), a unit claimed not done that was (its layers are no longer as calibrated), or the
+    /// activation phase claimed in the middle of the weight phase. The true position still resumes.
+    func testForgedCheckpointPositionIsRefused() throws {
+        let model = try ONNXImporter.load(contentsOf: Self.model("fmnist-resnet.onnx"))
+        let data = try calibration(32)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("rapq-forged-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var configuration = quick(.rapq)
+        configuration.reconstruction.iterations = 8
+        configuration.exponentIterations = 4
+        configuration.checkpointFolder = folder
+        struct Interrupt: Error {}
+        XCTAssertThrowsError(try quantize(model: model, calibration: data, configuration: configuration) { event in
+            if case .reconstruction(let e) = event, e.phase == "weights", e.unit == 3, e.iteration == e.iterations { throw Interrupt() }
+        }) { XCTAssertTrue($0 is Interrupt, "\($0)") }
+        let stateURL = folder.appendingPathComponent("state.json")
+        let original = try Data(contentsOf: stateURL)
+        let state = try JSONSerialization.jsonObject(with: original) as! [String: Any]
+        let done = (state["position"] as! [String: Any])["completedUnits"] as! Int
+        XCTAssertGreaterThan(done, 1)
+        configuration.resume = true
+        for (phase, units) in [("weights", done + 1), ("weights", done - 1), ("weights", 0), ("activations", 0)] {
+            var forged = state
+            forged["position"] = ["phase": phase, "completedUnits": units]
+            forged["stateCRC32"] = CheckpointStore.stateChecksum(format: state["format"] as! Int, fingerprint: state["fingerprint"] as! String,
+                                                                 position: ReconstructionPosition(phase: phase, completedUnits: units),
+                                                                 networkCRC32: UInt32(state["networkCRC32"] as! Int))
+            try JSONSerialization.data(withJSONObject: forged).write(to: stateURL)
+            XCTAssertThrowsError(try quantize(model: model, calibration: data, configuration: configuration), "\(phase) \(units)") { error in
+                XCTAssertTrue("\(error)".contains("network.rapq does not match state.json"), "\(phase) \(units): \(error)")
+            }
+        }
+        try original.write(to: stateURL)
+        XCTAssertNoThrow(try quantize(model: model, calibration: data, configuration: configuration))
+    }
 }

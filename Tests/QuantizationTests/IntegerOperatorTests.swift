@@ -88,4 +88,44 @@ final class IntegerOperatorTests: XCTestCase {
         XCTAssertEqual(y.codes, [0, 0, 0, 1, 1, 2, 2, 4, 64])
         for (c, q) in zip(codes, y.codes) { XCTAssertEqual(Int(q), code(Double(c) * PowerOfTwo.double(from.exponent), onto)) }
     }
+
+    /// A broadcasting Add (`[N,C,H,W] + [N,1,H,W]`, as a spatial-attention block has) of a per-channel
+    /// accumulator and codes equals the float64 sum of the two values quantized onto the output grid:
+    /// exactly, since aligning both on the smaller exponent is exact.
+    func testBroadcastingAddMatchesFloat64() throws {
+        var rng = IntegerTestRandom(seed: 5)
+        let exponents = [-7, -5, -6]
+        let a = AccumulatorTensor(shape: [2, 3, 2, 2], values: (0..<24).map { _ in Int64.random(in: -900...900, using: &rng) },
+                                  exponents: exponents, inner: 4)
+        let qb = quantizer(bits: 4, signed: false, exponent: -3, zeroPoint: 5)
+        let b = CodeTensor(shape: [2, 1, 2, 2], codes: (0..<8).map { _ in Int32.random(in: 0...15, using: &rng) }, quantizer: qb)
+        let qy = quantizer(bits: 8, signed: true, exponent: -4, zeroPoint: 1)
+        let site = OutputSite(tensor: "y", quantizer: qy, range: qy.fullRange)
+        for (x, z) in [(IntegerValue.accumulator(a), IntegerValue.codes(b)), (.codes(b), .accumulator(a))] {
+            guard case .codes(let y) = try IntegerElementwise.add(x, z, site: site, node: "add") else { return XCTFail("expected codes") }
+            XCTAssertEqual(y.shape, [2, 3, 2, 2])
+            for i in 0..<24 {
+                let (n, c, p) = (i / 12, (i / 4) % 3, i % 4)
+                let va = Double(a.values[i]) * PowerOfTwo.double(exponents[c])
+                let vb = Double(Int(b.codes[n * 4 + p]) - qb.zeroPoint) * PowerOfTwo.double(qb.exponent)
+                XCTAssertEqual(Int(y.codes[i]), code(va + vb, qy), "element \(i)")
+            }
+        }
+        // Kept as an accumulator, the broadcast sum keeps the channel layout of the per-channel operand.
+        guard case .accumulator(let sum) = try IntegerElementwise.add(.codes(b), .accumulator(a), site: nil, node: "add") else {
+            return XCTFail("expected an accumulator")
+        }
+        XCTAssertEqual(sum.inner, 4)
+        for i in 0..<24 {
+            let c = (i / 4) % 3
+            let expected = Double(a.values[i]) * PowerOfTwo.double(exponents[c])
+                + Double(Int(b.codes[(i / 12) * 4 + i % 4]) - qb.zeroPoint) * PowerOfTwo.double(qb.exponent)
+            XCTAssertEqual(Double(sum.values[i]) * PowerOfTwo.double(sum.exponent(at: i)), expected, "element \(i)")
+        }
+        // Shapes that do not broadcast are refused with both shapes named.
+        let c = CodeTensor(shape: [2, 2, 2, 2], codes: [Int32](repeating: 0, count: 16), quantizer: qb)
+        XCTAssertThrowsError(try IntegerElementwise.add(.accumulator(a), .codes(c), site: site, node: "add")) { error in
+            XCTAssertTrue("\(error)".contains("[2, 3, 2, 2] and [2, 2, 2, 2]"), "\(error)")
+        }
+    }
 }

@@ -117,10 +117,13 @@ public func initialiseActivations(of network: QuantizedNetwork, sites: [Activati
     let executor = try Executor(graph: floatWeights ? network.graph : floatBiasNetwork.simulationGraph())
     var found: [String: QuantizerParameters] = [:]
     var overflowed: String?
+    let output = network.graph.outputs[0].name
     _ = try executor.run([network.graph.inputs[0].name: batch]) { name, tensor in
-        guard let site = bySite[name], overflowed == nil else { return }
-        // Values near the float32 limit (3e38) in the data or weights overflow to infinities on the way.
+        guard overflowed == nil, bySite[name] != nil || name == output else { return }
+        // Values near the float32 limit (3e38) in the data or weights overflow to infinities on the way,
+        // up to the logits.
         guard tensor.data.allSatisfy(\.isFinite) else { overflowed = name; return }
+        guard let site = bySite[name] else { return }
         let grid = QuantizationGrid(bits: site.bits, signed: false)
         let sample = tensor.withUnsafeBufferPointer { ScaleSearch.strided($0) }
         let (s, z) = sample.withUnsafeBufferPointer { buffer in

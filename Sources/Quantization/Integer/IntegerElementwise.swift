@@ -24,10 +24,13 @@ enum IntegerElementwise {
 
     /// `a + b` with both operands aligned to the smaller exponent of each channel by left shifts (exact in
     /// `Int64`), then requantized onto `site` with one round-half-to-even shift, or kept as an accumulator.
+    /// Operands of different shapes (`[N,C,H,W] + [N,1,H,W]`) are first broadcast (NumPy rules) by repeating
+    /// their values, which is what the simulation's float Add computes.
     static func add(_ a: IntegerValue, _ b: IntegerValue, site: OutputSite?, node: String) throws -> IntegerValue {
-        guard a.shape == b.shape else {
-            throw IntegerEngineError.inconsistentInput(node: node, detail: "adds shapes \(a.shape) and \(b.shape); the integer Add does not broadcast")
+        guard let shape = Elementwise.broadcastShape(a.shape, b.shape) else {
+            throw IntegerEngineError.inconsistentInput(node: node, detail: "adds shapes \(a.shape) and \(b.shape), which do not broadcast")
         }
+        let a = try broadcast(a, to: shape, node: node), b = try broadcast(b, to: shape, node: node)
         let la = layout(a), lb = layout(b)
         // The layout that carries the per-channel exponents (a uniform operand fits any).
         let channels = Swift.max(la.exponents.count, lb.exponents.count)
@@ -39,7 +42,6 @@ enum IntegerElementwise {
         let merged = (0..<channels).map { Swift.min(e(la, $0), e(lb, $0)) }
         let shiftA = (0..<channels).map { merged[$0] - e(la, $0) }, shiftB = (0..<channels).map { merged[$0] - e(lb, $0) }
         let count = a.shape.shapeProduct, segments = count / inner
-        let shape = a.shape
 
         return withValues(a) { va in
             withValues(b) { vb in
@@ -75,6 +77,32 @@ enum IntegerElementwise {
                 }
                 return .accumulator(AccumulatorTensor(shape: shape, values: out, exponents: merged, inner: inner))
             }
+        }
+    }
+
+    /// `v` repeated along the dimensions where it is broadcast to `shape`. An accumulator keeps its
+    /// per-channel exponents: its channel axis (the one whose trailing size is its layout's `inner`) is never
+    /// a broadcast one, so only `inner` changes; a layout that does not survive the broadcast is refused.
+    private static func broadcast(_ v: IntegerValue, to shape: [Int], node: String) throws -> IntegerValue {
+        guard v.shape != shape else { return v }
+        let source = Elementwise.sourceIndices(of: v.shape, broadcastTo: shape)
+        switch v {
+        case .codes(let t):
+            return .codes(CodeTensor(shape: shape, codes: source.map { t.codes[$0] }, quantizer: t.quantizer))
+        case .accumulator(let t):
+            var inner = t.inner
+            if t.exponents.count > 1 {
+                let padded = [Int](repeating: 1, count: shape.count - t.shape.count) + t.shape
+                guard let axis = padded.indices.first(where: { padded[$0] == t.exponents.count && Array(padded[($0 + 1)...]).shapeProduct == t.inner }),
+                      source.indices.allSatisfy({ t.exponent(at: source[$0]) == t.exponents[($0 / Array(shape[(axis + 1)...]).shapeProduct) % t.exponents.count] })
+                else {
+                    throw IntegerEngineError.inconsistentInput(node: node, detail: "broadcasts a per-channel accumulator of shape \(t.shape) to \(shape) across its channels")
+                }
+                inner = Array(shape[(axis + 1)...]).shapeProduct
+            }
+            var out = AccumulatorTensor(shape: shape, values: source.map { t.values[$0] }, exponents: t.exponents, inner: inner)
+            out.divisor = t.divisor
+            return .accumulator(out)
         }
     }
 
