@@ -122,10 +122,11 @@ struct QuantizeCommand: ParsableCommand {
                                                activationBits: abits, firstLastBits: firstLastBits, seconds: (seconds * 10).rounded() / 10,
                                                integerOnly: nil, floatNodes: [], floatOutputStep: nil, integerEngineError: nil)
         var failures: [VerificationCheck] = []
+        let checked = Swift.min(Self.selfCheckSamples, calibration.shape[0])
         if method.isPowerOfTwo {
             // The self-check: `rapq verify` on the first calibration samples, so a model whose integer engine
             // disagrees with its simulation is never reported as a success.
-            let samples = try calibration.rows(Array(0..<Swift.min(Self.selfCheckSamples, calibration.shape[0])))
+            let samples = try calibration.rows(Array(0..<checked))
             let report = VerificationReport(network: network, data: samples, batchSize: Self.selfCheckSamples)
             document.integerOnly = report.integerOnly
             document.floatNodes = report.floatSteps
@@ -136,16 +137,12 @@ struct QuantizeCommand: ParsableCommand {
             document.selfCheck = failures.isEmpty ? (report.integerEngineError == nil ? "passed" : "static checks passed; integer engine not run") : "failed"
             document.selfCheckFailures = failures.map { "\($0.name): \($0.detail)" }
         }
-        defer {
-            if !failures.isEmpty {
-                FileHandle.standardError.write(Data(("Error: \(output) was written but fails the self-check on its first \(Swift.min(Self.selfCheckSamples, calibration.shape[0])) calibration samples:\n"
-                    + failures.map { "  FAIL  \($0.name): \($0.detail)\n" }.joined()
-                    + "the model is kept for inspection (`rapq verify \(output) --data ...`); do not deploy it. An integer engine that differs from the simulation usually means weights or activations of extreme range.\n").utf8))
-            }
-        }
+        let failed = CommandFailure("\(output) was written but fails the self-check on its first \(checked) calibration samples:\n"
+            + failures.map { "  FAIL  \($0.name): \($0.detail)\n" }.joined()
+            + "the model is kept for inspection (`rapq verify \(output) --data ...`); do not deploy it. An integer engine that differs from the simulation usually means weights or activations of extreme range.")
         if json {
             try JSONOutput.write(document)
-            if !failures.isEmpty { throw ExitCode(1) }
+            if !failures.isEmpty { throw failed }
             return
         }
         print(String(format: "wrote %@ (%@, %@ W%dA%d) in %.1f s", output, chosen.rawValue, method.rawValue, wbits, abits, seconds))
@@ -161,9 +158,9 @@ struct QuantizeCommand: ParsableCommand {
             print("integer-only: yes (every node has an integer kernel)")
         }
         if let check = document.selfCheck, failures.isEmpty, document.integerEngineError == nil {
-            print("self-check: \(check): `rapq verify` on the first \(Swift.min(Self.selfCheckSamples, calibration.shape[0])) calibration samples (static checks, integer engine equals simulation)")
+            print("self-check: \(check): `rapq verify` on the first \(checked) calibration samples (static checks, integer engine equals simulation)")
         }
-        if !failures.isEmpty { throw ExitCode(1) }
+        if !failures.isEmpty { throw failed }
     }
 }
 

@@ -93,12 +93,10 @@ enum IntegerElementwise {
             var inner = t.inner
             if t.exponents.count > 1 {
                 let padded = [Int](repeating: 1, count: shape.count - t.shape.count) + t.shape
-                guard let axis = padded.indices.first(where: { padded[$0] == t.exponents.count && Array(padded[($0 + 1)...]).shapeProduct == t.inner }),
-                      source.indices.allSatisfy({ t.exponent(at: source[$0]) == t.exponents[($0 / Array(shape[(axis + 1)...]).shapeProduct) % t.exponents.count] })
-                else {
-                    throw IntegerEngineError.inconsistentInput(node: node, detail: "broadcasts a per-channel accumulator of shape \(t.shape) to \(shape) across its channels")
-                }
+                let refused = IntegerEngineError.inconsistentInput(node: node, detail: "broadcasts a per-channel accumulator of shape \(t.shape) to \(shape) across its channels")
+                guard let axis = padded.indices.first(where: { padded[$0] == t.exponents.count && Array(padded[($0 + 1)...]).shapeProduct == t.inner }) else { throw refused }
                 inner = Array(shape[(axis + 1)...]).shapeProduct
+                guard source.indices.allSatisfy({ t.exponent(at: source[$0]) == t.exponents[($0 / inner) % t.exponents.count] }) else { throw refused }
             }
             var out = AccumulatorTensor(shape: shape, values: source.map { t.values[$0] }, exponents: t.exponents, inner: inner)
             out.divisor = t.divisor
